@@ -1,0 +1,132 @@
+"""Analysis: text -> words -> terms, the same way for documents and queries.
+
+A word is a Unicode `\\w+` run of the lower-cased text; a term is what a word becomes after Unicode
+normalization (NFKC + case folding), the length limit, stopword removal and stemming. Workers
+apply `Analyzer.term` once per distinct word, so its cost does not grow with the corpus.
+The analyzer's settings are plain data (`AnalyzerConfig`) saved in every index.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from indexer.errors import IndexerError
+
+WORD_RE = re.compile(r"\w+")
+MAX_TERM_CHARS_DEFAULT = 64
+
+# A compact English stopword list (articles, pronouns, auxiliaries, prepositions, conjunctions).
+ENGLISH_STOPWORDS = frozenset(
+    """
+    a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further
+    had has have having he her here hers herself him himself his how i if in into is it its
+    itself just me more most my myself no nor not now of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself yourselves
+    """.split()
+)
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    """The analyzer's settings, as saved in the index header.
+
+    stem: "none" or a Snowball language name ("english", "french", ...).
+    stopwords: the sorted stopword list ("english" and FILE are resolved to words at build time).
+    """
+
+    stem: str = "english"
+    stopwords: tuple[str, ...] = ()
+    normalize: bool = True
+    max_term_chars: int = MAX_TERM_CHARS_DEFAULT
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "stopwords": list(self.stopwords)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AnalyzerConfig:
+        return cls(
+            stem=str(data["stem"]),
+            stopwords=tuple(data["stopwords"]),
+            normalize=bool(data["normalize"]),
+            max_term_chars=int(data["max_term_chars"]),
+        )
+
+
+def resolve_stopwords(spec: str | Path | None) -> tuple[str, ...]:
+    """Turn `none`, `english` or a file of words (one per line, `#` comments) into a sorted tuple.
+
+    Raises IndexerError when the file cannot be read.
+    """
+    if spec is None or str(spec) == "none":
+        return ()
+    if str(spec) == "english":
+        return tuple(sorted(ENGLISH_STOPWORDS))
+    path = Path(spec)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise IndexerError(
+            f"{path}: cannot read stopword file ({err}); give 'none', 'english' or a UTF-8 file"
+        ) from None
+    words = {w for line in lines for w in WORD_RE.findall(line.split("#", 1)[0].lower())}
+    return tuple(sorted(words))
+
+
+@lru_cache(maxsize=16)
+def _stemmer(language: str):
+    import Stemmer  # PyStemmer: C Snowball stemmers
+
+    try:
+        return Stemmer.Stemmer(language)
+    except KeyError:
+        choices = ", ".join(sorted(Stemmer.algorithms()))
+        raise IndexerError(f"unknown stemmer language {language!r}; choose none or one of: {choices}") from None
+
+
+class Analyzer:
+    """Turns text into terms. Picklable; build one per process from its config."""
+
+    def __init__(self, config: AnalyzerConfig | None = None):
+        self.config = config or AnalyzerConfig()
+        self._stopwords = frozenset(self.config.stopwords)
+        self._stem = None if self.config.stem == "none" else _stemmer(self.config.stem).stemWord
+        self._cache: dict[str, str | None] = {}
+
+    def __getstate__(self):
+        return self.config
+
+    def __setstate__(self, config):
+        self.__init__(config)
+
+    @staticmethod
+    def words(text: str) -> list[str]:
+        """The words of `text`: lower-cased `\\w+` runs, one per token position."""
+        return WORD_RE.findall(text.lower())
+
+    def term(self, word: str) -> str | None:
+        """The index term for one word, or None when the word is not indexed (stopword, too long)."""
+        cached = self._cache.get(word, False)
+        if cached is not False:
+            return cached
+        term: str | None = word
+        if self.config.normalize and not word.isascii():
+            term = unicodedata.normalize("NFKC", word).casefold()
+        if len(term) > self.config.max_term_chars or term in self._stopwords:
+            term = None
+        elif self._stem is not None:
+            term = self._stem(term)
+        if len(self._cache) > 1_000_000:
+            self._cache.clear()
+        self._cache[word] = term
+        return term
+
+    def terms(self, text: str) -> list[str]:
+        """The terms of `text` in order, unindexed words dropped (queries, tests, snippets)."""
+        return [t for t in map(self.term, self.words(text)) if t is not None]

@@ -1,0 +1,231 @@
+"""Build: plan chunks -> invert them on an executor -> merge term ranges -> write one index file.
+
+The parent only plans, orders summaries and concatenates segments; inverting and merging run on
+the executor. Doc ids follow chunk order and each term is encoded on its own, so the file is the
+same whatever the process count, chunk size or memory limit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from indexer import format as fmt
+from indexer.analysis import AnalyzerConfig
+from indexer.corpus import CorpusPlan, ReadOptions, plan_corpus
+from indexer.errors import CorpusError, IndexerError
+from indexer.executors import cpu_count, make_executor
+from indexer.invert import InvertSettings, RunSummary, invert_chunk
+from indexer.merge import RangeSummary, TermRange, merge_range, plan_ranges, segment_arrays
+
+DEFAULT_CHUNK_SIZE = 4 << 20
+DEFAULT_MEMORY = 1 << 30
+BYTES_PER_MERGED_POSTING = 40  # peak merge memory per posting + position in a range (measured)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything a build can be asked to do differently. None processes: one per CPU."""
+
+    processes: int | None = None
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    memory: int = DEFAULT_MEMORY
+    positions: bool = True
+    analyzer: AnalyzerConfig = AnalyzerConfig()
+    read: ReadOptions = ReadOptions()
+    tmp_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Reported after each finished task: stage is "invert" (done/total in bytes) or "merge"."""
+
+    stage: str
+    done: int
+    total: int
+    documents: int = 0
+
+
+@dataclass
+class BuildStats:
+    documents: int
+    terms: int
+    postings: int
+    tokens: int
+    bytes_read: int
+    seconds: float
+    processes: int
+    skipped: int
+    skipped_by_reason: dict[str, int]
+    skipped_examples: dict[str, list[str]]
+    index: str
+    index_bytes: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_index(
+    paths: list[Path],
+    output: Path,
+    options: BuildOptions = BuildOptions(),
+    on_progress: Callable[[Progress], None] | None = None,
+    executor=None,
+) -> BuildStats:
+    """Index the documents under `paths` into the file `output` (replaced atomically).
+
+    `executor` overrides the one `options.processes` asks for (the caller then closes it).
+    Raises CorpusError when there is nothing to index, IndexerError/OSError when output cannot be
+    written, WorkerError when a worker dies. On any failure `output` is left as it was.
+    """
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    output = Path(output)
+    _check_output(output)
+    plan = plan_corpus(list(paths), options.chunk_size, options.read)
+    processes = executor.processes if executor is not None else options.processes or cpu_count()
+    processes = max(1, min(processes, len(plan.chunks))) if executor is None else processes
+    timings["plan"] = time.perf_counter() - started
+    own_executor = executor is None
+    tmp = tempfile.mkdtemp(prefix=".indexer-", dir=options.tmp_dir or output.parent)
+    try:
+        if own_executor:
+            executor = make_executor(processes)
+        settings = InvertSettings(options.analyzer, options.read, options.positions, options.memory // (processes + 1))
+        summaries = _invert(executor, plan, settings, tmp, on_progress, timings)
+        mark = time.perf_counter()
+        documents = sum(s.documents for s in summaries)
+        skipped, examples = _skips(plan, summaries)
+        if documents == 0:
+            reasons = ", ".join(f"{n} {r}" for r, n in skipped.items()) or "no documents"
+            raise CorpusError(f"nothing to index in {', '.join(map(str, paths))}: {reasons}")
+        ranges = _plan_ranges(summaries, processes, options.memory)
+        runs, offset = [], 0
+        for s in summaries:
+            runs.extend((path, offset) for path in s.runs)
+            offset += s.documents
+        timings["between"] = time.perf_counter() - mark
+        segments = _merge(executor, runs, ranges, tmp, options.positions, on_progress, timings)
+        mark = time.perf_counter()
+        stats = BuildStats(
+            documents=documents,
+            terms=sum(s.terms for s in segments),
+            postings=sum(s.postings for s in segments),
+            tokens=sum(s.tokens for s in summaries),
+            bytes_read=sum(s.bytes_read for s in summaries),
+            seconds=0.0,
+            processes=processes,
+            skipped=sum(skipped.values()),
+            skipped_by_reason=skipped,
+            skipped_examples=examples,
+            index=str(output),
+            index_bytes=0,
+        )
+        _write(output, plan, summaries, segments, stats, options)
+        timings["write"] = time.perf_counter() - mark
+    finally:
+        if own_executor and executor is not None:
+            executor.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    stats.index_bytes = output.stat().st_size
+    stats.seconds = time.perf_counter() - started
+    stats.timings = timings
+    return stats
+
+
+def _check_output(output: Path) -> None:
+    folder = output.parent if str(output.parent) else Path(".")
+    if output.is_dir():
+        raise IndexerError(f"{output}: is a folder; give a file name for the index with -o")
+    if not folder.is_dir():
+        raise IndexerError(f"{output}: folder {folder} does not exist; create it or choose another -o")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise IndexerError(f"{output}: cannot write in folder {folder} (permission denied); choose another -o")
+
+
+def _invert(executor, plan: CorpusPlan, settings, tmp, on_progress, timings) -> list[RunSummary]:
+    mark = time.perf_counter()
+    tasks = [(chunk, settings, tmp) for chunk in plan.chunks]
+    summaries: list[RunSummary | None] = [None] * len(tasks)
+    done_bytes = documents = 0
+    for i, summary in executor.run(invert_chunk, tasks):
+        summaries[i] = summary
+        done_bytes += plan.chunks[i].size
+        documents += summary.documents
+        if on_progress:
+            on_progress(Progress("invert", done_bytes, plan.total_bytes, documents))
+    timings["invert"] = time.perf_counter() - mark
+    return summaries
+
+
+def _plan_ranges(summaries: list[RunSummary], processes: int, memory: int) -> list[TermRange]:
+    samples = [point for s in summaries for point in s.sample]
+    weight = sum(w for _, w in samples)
+    share = max(1, memory // (processes + 1))
+    parts = max(max(1, processes), math.ceil(weight * BYTES_PER_MERGED_POSTING / share))
+    return plan_ranges(samples, parts)
+
+
+def _merge(executor, runs, ranges, tmp, positions, on_progress, timings) -> list[RangeSummary]:
+    mark = time.perf_counter()
+    tasks = [(runs, r, tmp, positions) for r in ranges]
+    segments: list[RangeSummary | None] = [None] * len(tasks)
+    for n, (i, segment) in enumerate(executor.run(merge_range, tasks), 1):
+        segments[i] = segment
+        if on_progress:
+            on_progress(Progress("merge", n, len(tasks)))
+    timings["merge"] = time.perf_counter() - mark
+    return segments
+
+
+def _skips(plan: CorpusPlan, summaries: list[RunSummary]) -> tuple[dict[str, int], dict[str, list[str]]]:
+    counts = {reason: len(paths) for reason, paths in plan.skipped.items()}
+    examples = {reason: paths[:3] for reason, paths in plan.skipped.items()}
+    for s in summaries:
+        for reason, n in s.skipped.items():
+            counts[reason] = counts.get(reason, 0) + n
+            examples.setdefault(reason, [])
+            examples[reason] += s.skipped_examples[reason][: 3 - len(examples[reason])]
+    return dict(sorted(counts.items())), examples
+
+
+def _write(output: Path, plan: CorpusPlan, summaries, segments, stats: BuildStats, options: BuildOptions) -> None:
+    """Stream every section into the index file (see docs/FORMAT.md for the layout)."""
+    meta = {
+        "documents": stats.documents,
+        "terms": stats.terms,
+        "postings": stats.postings,
+        "tokens": stats.tokens,
+        "positions": options.positions,
+        "analyzer": options.analyzer.to_dict(),
+        "source_files": len(plan.files),
+        "skipped": stats.skipped_by_reason,
+    }
+    docs = [np.load(s.docs_path) for s in summaries]
+    segs = [segment_arrays(s.path) for s in segments]
+    with fmt.IndexWriter(output) as w:
+        w.section(fmt.META, json.dumps(meta, sort_keys=True).encode("utf-8"))
+        w.section(fmt.DOC_LENGTHS, *(d["lengths"] for d in docs))
+        w.section(fmt.DOC_NAMES, *(fmt.encode_varints(d["name_lengths"]) for d in docs), *(d["names"] for d in docs))
+        w.section(fmt.DOC_SOURCES, *(fmt.encode_varints(d["sources"]) for d in docs))
+        paths = [os.fsencode(p) for p in plan.files]
+        w.section(fmt.SOURCE_FILES, fmt.encode_varints(np.fromiter(map(len, paths), np.int64, len(paths))), *paths)
+        w.section(fmt.TERMS, *(s["term_lengths"] for s in segs), *(s["terms"] for s in segs))
+        for kind, name in (
+            (fmt.TERM_INFO, "info"),
+            (fmt.DOCS, "docs"),
+            (fmt.FREQS, "freqs"),
+            (fmt.POSITIONS, "positions"),
+        ):
+            w.section(kind, *(s[name] for s in segs))
+        w.commit()

@@ -1,0 +1,460 @@
+"""The on-disk index format: the only module that knows bytes (spec: docs/FORMAT.md).
+
+`IndexWriter` streams sections into a temporary file and renames it over the target when complete;
+`IndexReader` maps a file, checks header and footer on open, and decodes only the postings a query
+touches. Integers are little-endian; lists of integers are LEB128 varints, encoded and decoded with
+numpy a whole array at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import struct
+import tempfile
+import zlib
+from bisect import bisect_left
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from indexer.errors import IndexFormatError, UnsupportedVersionError
+
+MAGIC = b"\x89IDX\r\n\x1a\n"  # high bit and CR/LF catch text-mode and 7-bit mangling, as in PNG
+FORMAT_VERSION = 1
+OLDEST_READABLE_VERSION = 1
+
+# Section kinds, in file order. The footer lists (kind, crc32, offset, length) for each.
+META, DOC_LENGTHS, DOC_NAMES, DOC_SOURCES, SOURCE_FILES, TERMS, TERM_INFO, DOCS, FREQS, POSITIONS = range(1, 11)
+SECTION_NAMES = {
+    META: "meta",
+    DOC_LENGTHS: "doc lengths",
+    DOC_NAMES: "doc names",
+    DOC_SOURCES: "doc sources",
+    SOURCE_FILES: "source files",
+    TERMS: "terms",
+    TERM_INFO: "term info",
+    DOCS: "docs",
+    FREQS: "freqs",
+    POSITIONS: "positions",
+}
+HEADER = struct.Struct("<8sII")  # magic, format version, flags (0)
+SECTION_ENTRY = struct.Struct("<IIQQ")  # kind, crc32, offset, length
+TRAILER = struct.Struct("<IIQ8s")  # section count, crc32 of the section table, file length, magic
+ALIGN = 8
+
+
+# ---------------------------------------------------------------------------------------------
+# Varints
+
+
+def varint_sizes(values: np.ndarray) -> np.ndarray:
+    """Bytes each value takes as a LEB128 varint (values < 2**35)."""
+    v = np.asarray(values, dtype=np.uint64)
+    sizes = np.ones(len(v), dtype=np.int64)
+    for bits in (7, 14, 21, 28):
+        sizes += v >= (1 << bits)
+    return sizes
+
+
+def encode_varints(values: np.ndarray, sizes: np.ndarray | None = None) -> np.ndarray:
+    """LEB128-encode non-negative integers (< 2**35) into one uint8 array."""
+    v = np.asarray(values, dtype=np.uint64)
+    if sizes is None:
+        sizes = varint_sizes(v)
+    ends = np.cumsum(sizes)
+    out = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.uint8)
+    starts = ends - sizes
+    if len(out) == len(v):  # every value fits in one byte: the common case for gaps and tfs
+        out[:] = v
+        return out
+    for k in range(5):
+        sel = np.flatnonzero(sizes > k)
+        if not len(sel):
+            break
+        byte = (v[sel] >> np.uint64(7 * k)) & np.uint64(0x7F)
+        byte |= (sizes[sel] > k + 1).astype(np.uint64) << np.uint64(7)
+        out[starts[sel] + k] = byte
+    return out
+
+
+def decode_varints(buf: np.ndarray, count: int) -> np.ndarray:
+    """Decode the first `count` LEB128 varints of a uint8 array; raises IndexFormatError if short."""
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
+    if len(buf) >= count and not (buf[:count] & 0x80).any():
+        return buf[:count].astype(np.int64)
+    ends = np.flatnonzero(buf < 0x80)[:count]
+    if len(ends) < count:
+        raise IndexFormatError("varint stream ends early")
+    starts = np.empty(count, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    lengths = ends - starts + 1
+    if lengths.max() > 5:
+        raise IndexFormatError("varint longer than 5 bytes")
+    values = (buf[starts] & 0x7F).astype(np.int64)
+    for k in range(1, int(lengths.max())):
+        sel = np.flatnonzero(lengths > k)
+        values[sel] |= (buf[starts[sel] + k] & 0x7F).astype(np.int64) << (7 * k)
+    return values
+
+
+def _group_ends(sizes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Byte length of each group of consecutive varints, given per-value sizes and group counts."""
+    cum = np.concatenate(([0], np.cumsum(sizes)))
+    bounds = np.concatenate(([0], np.cumsum(counts)))
+    return cum[bounds[1:]] - cum[bounds[:-1]]
+
+
+@dataclass(frozen=True)
+class EncodedPostings:
+    """Postings of consecutive terms, encoded: three byte streams and per-term byte lengths."""
+
+    docs: np.ndarray
+    freqs: np.ndarray
+    positions: np.ndarray
+    docs_len: np.ndarray
+    freqs_len: np.ndarray
+    positions_len: np.ndarray
+
+
+def encode_postings(df: np.ndarray, docs: np.ndarray, tfs: np.ndarray, positions: np.ndarray | None) -> EncodedPostings:
+    """Encode postings grouped by term (df per term; docs ascending within a term; positions
+    ascending within a posting, `sum(tfs)` of them) as doc-id gaps, tfs and position gaps."""
+    df = np.asarray(df, dtype=np.int64)
+    term_starts = np.concatenate(([0], np.cumsum(df)[:-1])) if len(df) else np.zeros(0, np.int64)
+    gaps = np.asarray(docs, dtype=np.int64).copy()
+    if len(gaps):
+        gaps[1:] -= gaps[:-1].copy()
+        gaps[term_starts] = docs[term_starts]
+    gap_sizes = varint_sizes(gaps)
+    tf_sizes = varint_sizes(tfs)
+    if positions is None:
+        pos_bytes = np.zeros(0, np.uint8)
+        pos_len = np.zeros(len(df), np.int64)
+    else:
+        tfs64 = np.asarray(tfs, dtype=np.int64)
+        posting_starts = np.concatenate(([0], np.cumsum(tfs64)[:-1])) if len(tfs64) else np.zeros(0, np.int64)
+        pgaps = np.asarray(positions, dtype=np.int64).copy()
+        if len(pgaps):
+            pgaps[1:] -= pgaps[:-1].copy()
+            pgaps[posting_starts] = positions[posting_starts]
+        pos_sizes = varint_sizes(pgaps)
+        pos_bytes = encode_varints(pgaps, pos_sizes)
+        cf = np.bincount(np.repeat(np.arange(len(df)), df), weights=tfs64, minlength=len(df)).astype(np.int64)
+        pos_len = _group_ends(pos_sizes, cf)
+    return EncodedPostings(
+        docs=encode_varints(gaps, gap_sizes),
+        freqs=encode_varints(tfs, tf_sizes),
+        positions=pos_bytes,
+        docs_len=_group_ends(gap_sizes, df),
+        freqs_len=_group_ends(tf_sizes, df),
+        positions_len=pos_len,
+    )
+
+
+def encode_strings(strings: list[str]) -> tuple[np.ndarray, bytes]:
+    """Strings as (varint byte lengths, one UTF-8 blob); undecodable path bytes are escaped."""
+    encoded = [s.encode("utf-8", "backslashreplace") for s in strings]
+    return encode_varints(np.fromiter(map(len, encoded), np.int64, len(encoded))), b"".join(encoded)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+class IndexWriter:
+    """Writes sections in order to a temporary file beside `path`; `commit()` renames it over `path`.
+
+    Use as a context manager: on any exception the temporary file is removed and `path` untouched.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent or ".")
+        self._tmp = Path(tmp)
+        self._file = os.fdopen(fd, "wb")
+        self._file.write(HEADER.pack(MAGIC, FORMAT_VERSION, 0))
+        self._sections: list[tuple[int, int, int, int]] = []
+        self._kind: int | None = None
+
+    def __enter__(self) -> IndexWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self._file.closed:
+            self._file.close()
+        if exc_type is not None or self._kind is not None:
+            self._tmp.unlink(missing_ok=True)
+
+    def begin(self, kind: int) -> None:
+        pad = -self._file.tell() % ALIGN
+        self._file.write(b"\0" * pad)
+        self._kind, self._start, self._crc = kind, self._file.tell(), 0
+
+    def write(self, data) -> None:
+        view = memoryview(np.ascontiguousarray(data) if isinstance(data, np.ndarray) else data).cast("B")
+        self._crc = zlib.crc32(view, self._crc)
+        self._file.write(view)
+
+    def end(self) -> None:
+        self._sections.append((self._kind, self._crc, self._start, self._file.tell() - self._start))
+        self._kind = None
+
+    def section(self, kind: int, *parts) -> None:
+        self.begin(kind)
+        for part in parts:
+            self.write(part)
+        self.end()
+
+    def commit(self) -> None:
+        table = b"".join(SECTION_ENTRY.pack(*s) for s in self._sections)
+        self._file.write(table)
+        length = self._file.tell() + TRAILER.size
+        self._file.write(TRAILER.pack(len(self._sections), zlib.crc32(table), length, MAGIC))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._tmp, self.path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass(frozen=True)
+class Section:
+    kind: int
+    crc: int
+    offset: int
+    length: int
+
+    @property
+    def name(self) -> str:
+        return SECTION_NAMES.get(self.kind, f"section {self.kind}")
+
+
+class Postings:
+    """One term's postings: `docs` (ascending doc ids) and `tfs`; positions decoded on demand."""
+
+    def __init__(self, docs: np.ndarray, tfs: np.ndarray, positions_buf: np.ndarray | None):
+        self.docs = docs
+        self.tfs = tfs
+        self._positions_buf = positions_buf
+
+    def positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, positions): positions of docs[i] are positions[offsets[i]:offsets[i+1]]."""
+        if self._positions_buf is None:
+            raise IndexFormatError(
+                "this index was built with --no-positions; rebuild it with positions for phrase queries"
+            )
+        offsets = np.zeros(len(self.tfs) + 1, dtype=np.int64)
+        np.cumsum(self.tfs, out=offsets[1:])
+        gaps = decode_varints(self._positions_buf, int(offsets[-1]))
+        absolute = np.cumsum(gaps)
+        # gaps restart at each posting: subtract the running sum reached before the posting began
+        base = np.concatenate(([0], absolute[offsets[1:-1] - 1]))
+        return offsets, absolute - np.repeat(base, self.tfs)
+
+
+class IndexReader:
+    """A memory-mapped index file. Cheap to open: sections are decoded on first use.
+
+    Raises IndexFormatError (or UnsupportedVersionError) when the file is not a readable index.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < HEADER.size + TRAILER.size:
+                    raise self._error("too small to be an index (not an index, or truncated)")
+                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except IsADirectoryError:
+            raise IndexFormatError(f"{self.path}: is a folder, not an index file") from None
+        self._buf = np.frombuffer(self._map, dtype=np.uint8)
+        magic, version, _flags = HEADER.unpack_from(self._map, 0)
+        if magic != MAGIC:
+            raise self._error("not an index file (bad magic); build one with 'indexer build'")
+        if not OLDEST_READABLE_VERSION <= version <= FORMAT_VERSION:
+            raise UnsupportedVersionError(
+                f"{self.path}: index format version {version} is not supported (this indexer reads versions "
+                f"{OLDEST_READABLE_VERSION}-{FORMAT_VERSION}); rebuild it with this version or upgrade indexer"
+            )
+        self.format_version = version
+        count, table_crc, length, tail_magic = TRAILER.unpack_from(self._map, size - TRAILER.size)
+        if tail_magic != MAGIC or length != size:
+            raise self._error(f"truncated or damaged file (footer missing; {size} bytes on disk)")
+        table_start = size - TRAILER.size - count * SECTION_ENTRY.size
+        table = self._map[table_start : size - TRAILER.size] if table_start >= HEADER.size else b""
+        if table_start < HEADER.size or zlib.crc32(table) != table_crc:
+            raise self._error("section table checksum mismatch (damaged file)")
+        self.sections = {}
+        for i in range(count):
+            section = Section(*SECTION_ENTRY.unpack_from(table, i * SECTION_ENTRY.size))
+            if section.offset + section.length > table_start:
+                raise self._error(f"{section.name} section lies outside the file (damaged file)")
+            self.sections[section.kind] = section
+        missing = [SECTION_NAMES[k] for k in SECTION_NAMES if k not in self.sections]
+        if missing:
+            raise self._error(f"missing sections: {', '.join(missing)} (damaged file)")
+        meta = self._bytes(META)
+        if zlib.crc32(meta) != self.sections[META].crc:
+            raise self._error("meta section checksum mismatch (damaged file)")
+        self.meta = json.loads(bytes(meta))
+        self.doc_count: int = self.meta["documents"]
+        self.term_count: int = self.meta["terms"]
+        self.has_positions: bool = self.meta["positions"]
+
+    def _error(self, what: str) -> IndexFormatError:
+        return IndexFormatError(f"{self.path}: {what}; rebuild it with 'indexer build'")
+
+    def close(self) -> None:
+        self._buf = None
+        self.__dict__.pop("doc_lengths", None)
+        try:
+            self._map.close()
+        except BufferError:  # numpy views still alive: the map closes when they go
+            pass
+
+    def __enter__(self) -> IndexReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _bytes(self, kind: int) -> np.ndarray:
+        s = self.sections[kind]
+        return self._buf[s.offset : s.offset + s.length]
+
+    def _varints(self, kind: int, count: int) -> np.ndarray:
+        try:
+            return decode_varints(self._bytes(kind), count)
+        except IndexFormatError as err:
+            raise self._error(f"{SECTION_NAMES[kind]} section: {err} (damaged file)") from None
+
+    def _string_table(self, kind: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, blob) for a section of `count` varint lengths followed by a UTF-8 blob."""
+        raw = self._bytes(kind)
+        lengths = self._varints(kind, count)
+        head = int(varint_sizes(lengths).sum())
+        offsets = np.zeros(count + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        if head + offsets[-1] > len(raw):
+            raise self._error(f"{SECTION_NAMES[kind]} section is shorter than its lengths say (damaged file)")
+        return offsets, raw[head:]
+
+    # -- documents ------------------------------------------------------------------------------
+
+    @cached_property
+    def doc_lengths(self) -> np.ndarray:
+        lengths = self._bytes(DOC_LENGTHS).view(np.uint32)
+        if len(lengths) != self.doc_count:
+            raise self._error("doc lengths section has the wrong size (damaged file)")
+        return lengths
+
+    @cached_property
+    def _doc_names(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._string_table(DOC_NAMES, self.doc_count)
+
+    def doc_name(self, doc: int) -> str:
+        """The external id of doc `doc` (its path or the id field of its record)."""
+        offsets, blob = self._doc_names
+        return bytes(blob[offsets[doc] : offsets[doc + 1]]).decode("utf-8", "replace")
+
+    def doc_names(self) -> list[str]:
+        offsets, blob = self._doc_names
+        raw = bytes(blob)
+        return [raw[a:b].decode("utf-8", "replace") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+
+    @cached_property
+    def _sources(self) -> tuple[np.ndarray, list[str]]:
+        triples = self._varints(DOC_SOURCES, 3 * self.doc_count).reshape(-1, 3)
+        count = self.meta["source_files"]
+        offsets, blob = self._string_table(SOURCE_FILES, count)
+        raw = bytes(blob)
+        paths = [os.fsdecode(raw[a:b]) for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+        return triples, paths
+
+    def doc_source(self, doc: int) -> tuple[str, int, int]:
+        """(file path, byte offset, byte length) where doc `doc` was read from."""
+        triples, paths = self._sources
+        file_no, offset, length = (int(x) for x in triples[doc])
+        return paths[file_no], offset, length
+
+    # -- terms ----------------------------------------------------------------------------------
+
+    @cached_property
+    def _terms(self) -> tuple[np.ndarray, bytes]:
+        offsets, blob = self._string_table(TERMS, self.term_count)
+        return offsets, blob
+
+    @cached_property
+    def _term_info(self) -> dict[str, np.ndarray]:
+        """Per term: df and start offsets into the docs, freqs and positions streams (T+1 each)."""
+        info = self._varints(TERM_INFO, 4 * self.term_count).reshape(-1, 4)
+        starts = np.zeros((self.term_count + 1, 3), dtype=np.int64)
+        np.cumsum(info[:, 1:], axis=0, out=starts[1:])
+        for col, kind in enumerate((DOCS, FREQS, POSITIONS)):
+            if starts[-1, col] != self.sections[kind].length:
+                raise self._error("term info does not match the postings sections (damaged file)")
+        return {"df": info[:, 0], "docs": starts[:, 0], "freqs": starts[:, 1], "positions": starts[:, 2]}
+
+    def term(self, i: int) -> str:
+        offsets, blob = self._terms
+        return bytes(blob[offsets[i] : offsets[i + 1]]).decode("utf-8")
+
+    def terms(self) -> list[str]:
+        offsets, blob = self._terms
+        raw = bytes(blob)
+        return [raw[a:b].decode("utf-8") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+
+    def term_id(self, term: str) -> int | None:
+        """The index of `term` in the sorted dictionary, or None (binary search; decodes ~20 terms)."""
+
+        class _Keys:
+            def __len__(_):
+                return self.term_count
+
+            def __getitem__(_, i):
+                return self.term(i)
+
+        i = bisect_left(_Keys(), term)
+        return i if i < self.term_count and self.term(i) == term else None
+
+    def df(self, term: str) -> int:
+        i = self.term_id(term)
+        return 0 if i is None else int(self._term_info["df"][i])
+
+    def postings(self, term: str) -> Postings | None:
+        """The postings of an (analyzed) term, or None when the index does not hold it."""
+        i = self.term_id(term)
+        return None if i is None else self.postings_at(i)
+
+    def postings_at(self, i: int) -> Postings:
+        info = self._term_info
+        df = int(info["df"][i])
+        docs_buf = self._bytes(DOCS)[info["docs"][i] : info["docs"][i + 1]]
+        freqs_buf = self._bytes(FREQS)[info["freqs"][i] : info["freqs"][i + 1]]
+        positions_buf = (
+            self._bytes(POSITIONS)[info["positions"][i] : info["positions"][i + 1]] if self.has_positions else None
+        )
+        try:
+            docs = np.cumsum(decode_varints(docs_buf, df))
+            tfs = decode_varints(freqs_buf, df)
+        except IndexFormatError as err:
+            raise self._error(f"postings of term {self.term(i)!r}: {err} (damaged file)") from None
+        if df and (docs[-1] >= self.doc_count or tfs.min() < 1):
+            raise self._error(f"postings of term {self.term(i)!r} are out of range (damaged file)")
+        return Postings(docs, tfs, positions_buf)
+
+    # -- checking -------------------------------------------------------------------------------
+
+    def verify(self) -> list[str]:
+        """Check every section's checksum; returns the names of the damaged sections (empty: all good)."""
+        return [s.name for s in self.sections.values() if zlib.crc32(self._bytes(s.kind)) != s.crc]

@@ -1,0 +1,201 @@
+"""Build: sequential and parallel builds agree byte for byte, and the index agrees with a naive
+reference inverted index (dict of sets) on random corpora."""
+
+from __future__ import annotations
+
+import random
+import re
+import unicodedata
+from collections import defaultdict
+
+import pytest
+from conftest import random_docs, write_corpus
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from indexer.analysis import AnalyzerConfig
+from indexer.build import BuildOptions, build_index
+from indexer.errors import CorpusError, IndexerError
+from indexer.format import IndexReader
+
+
+def _naive_index(docs_in_order: list[str]) -> tuple[dict, list[int]]:
+    """term -> {doc: positions} and doc lengths, straight from the definition of the analyzer
+    with stemming off: lower-cased \\w+ runs, NFKC + case folding, positions in the word stream."""
+    index: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+    lengths = []
+    for doc, text in enumerate(docs_in_order):
+        words = re.findall(r"\w+", text.lower())
+        for pos, word in enumerate(words):
+            index[unicodedata.normalize("NFKC", word).casefold()][doc].append(pos)
+        lengths.append(len(words))
+    return index, lengths
+
+
+def _assert_matches_reference(index_path, docs: dict[str, str]) -> None:
+    with IndexReader(index_path) as reader:
+        names = reader.doc_names()
+        assert sorted(names) == sorted(docs)
+        expected, lengths = _naive_index([docs[name] for name in names])
+        assert reader.doc_lengths.tolist() == lengths
+        assert reader.terms() == sorted(expected)
+        for term, by_doc in expected.items():
+            postings = reader.postings(term)
+            assert postings.docs.tolist() == sorted(by_doc)
+            assert postings.tfs.tolist() == [len(by_doc[d]) for d in sorted(by_doc)]
+            offsets, positions = postings.positions()
+            got = [positions[offsets[i] : offsets[i + 1]].tolist() for i in range(len(postings.docs))]
+            assert got == [by_doc[d] for d in sorted(by_doc)]
+        assert reader.meta["tokens"] == sum(lengths)
+
+
+NO_STEM = AnalyzerConfig(stem="none")
+
+
+def test_index_matches_naive_reference(tmp_path):
+    docs = random_docs(seed=1, count=80)
+    corpus = write_corpus(tmp_path / "c", docs)
+    out = tmp_path / "x.idx"
+    build_index([corpus], out, BuildOptions(processes=1, chunk_size=700, analyzer=NO_STEM))
+    _assert_matches_reference(out, docs)
+
+
+words = st.sampled_from(["a", "b", "c", "dd", "Ée", "ß", "x1", "_y", "ﬁn"])
+doc_text = st.lists(words, min_size=1, max_size=30).map(" ".join)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(doc_text, min_size=1, max_size=12), chunk=st.integers(min_value=1, max_value=200))
+def test_random_corpora_match_reference(tmp_path_factory, texts, chunk):
+    root = tmp_path_factory.mktemp("corpus")
+    docs = {f"d{i:02d}.txt": t for i, t in enumerate(texts)}
+    write_corpus(root, docs)
+    out = root.parent / (root.name + ".idx")
+    build_index([root], out, BuildOptions(processes=1, chunk_size=chunk, memory=1, analyzer=NO_STEM))
+    _assert_matches_reference(out, docs)
+
+
+def test_parallel_and_sequential_builds_are_byte_identical(tmp_path):
+    docs = random_docs(seed=3, count=300, max_words=400)
+    corpus = write_corpus(tmp_path / "c", docs)
+    outputs = {}
+    variants = {
+        "sequential": BuildOptions(processes=1),
+        "p1-small-chunks": BuildOptions(processes=1, chunk_size=2000),
+        "p2": BuildOptions(processes=2, chunk_size=5000),
+        "p4": BuildOptions(processes=4, chunk_size=3000),
+        # a memory budget this small forces several runs per chunk and many merge ranges
+        "p2-tiny-memory": BuildOptions(processes=2, chunk_size=200_000, memory=200_000),
+        "p1-tiny-memory": BuildOptions(processes=1, chunk_size=200_000, memory=100_000),
+    }
+    for name, options in variants.items():
+        out = tmp_path / f"{name}.idx"
+        stats = build_index([corpus], out, options)
+        assert stats.documents == 300
+        outputs[name] = out.read_bytes()
+    reference = outputs.pop("sequential")
+    for name, data in outputs.items():
+        assert data == reference, f"{name} differs from the sequential build"
+
+
+def test_memory_limit_forces_multiple_runs(tmp_path, monkeypatch):
+    from indexer import invert
+
+    corpus = write_corpus(tmp_path / "c", random_docs(seed=5, count=50, max_words=300))
+    flushed = []
+    original = invert._flush
+    monkeypatch.setattr(invert, "_flush", lambda *a: (flushed.append(1), original(*a))[1])
+    build_index([corpus], tmp_path / "x.idx", BuildOptions(processes=1, chunk_size=1 << 20, memory=100_000))
+    assert len(flushed) > 3
+
+
+def test_stemming_finds_other_word_forms(tmp_path):
+    corpus = write_corpus(tmp_path / "c", {"a.txt": "she runs daily", "b.txt": "a quiet day"})
+    out = tmp_path / "x.idx"
+    build_index([corpus], out, BuildOptions(processes=1))
+    with IndexReader(out) as reader:
+        assert reader.postings("run").docs.tolist() == [0]
+        assert reader.postings("runs") is None
+
+
+def test_stopwords_are_dropped_but_keep_positions(tmp_path):
+    corpus = write_corpus(tmp_path / "c", {"a.txt": "the cat and the hat"})
+    out = tmp_path / "x.idx"
+    config = AnalyzerConfig(stem="none", stopwords=("and", "the"))
+    build_index([corpus], out, BuildOptions(processes=1, analyzer=config))
+    with IndexReader(out) as reader:
+        assert reader.terms() == ["cat", "hat"]
+        assert reader.doc_lengths.tolist() == [2]
+        assert reader.postings("hat").positions()[1].tolist() == [4]
+
+
+def test_no_positions_build_is_smaller_and_refuses_positions(tmp_path):
+    corpus = write_corpus(tmp_path / "c", random_docs(seed=9, count=30))
+    with_pos, without = tmp_path / "a.idx", tmp_path / "b.idx"
+    build_index([corpus], with_pos, BuildOptions(processes=1))
+    build_index([corpus], without, BuildOptions(processes=1, positions=False))
+    assert without.stat().st_size < with_pos.stat().st_size
+    with IndexReader(without) as reader:
+        postings = reader.postings(reader.term(0))
+        with pytest.raises(IndexerError, match="no-positions"):
+            postings.positions()
+
+
+def test_bad_files_are_skipped_and_counted(tmp_path):
+    corpus = write_corpus(tmp_path / "c", {"good.txt": "hello world", "empty.txt": "  \n"})
+    (corpus / "bin.dat").write_bytes(b"\x7fELF\x00\x01")
+    (corpus / "latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
+    stats = build_index([corpus], tmp_path / "x.idx", BuildOptions(processes=1))
+    assert stats.documents == 2  # good.txt and latin1.txt (decoded with replacement)
+    assert stats.skipped_by_reason == {
+        "binary (NUL bytes)": 1,
+        "empty": 1,
+        "invalid utf-8 (decoded with replacement)": 1,
+    }
+    assert stats.skipped == 3
+
+
+def test_nothing_to_index_is_an_error(tmp_path):
+    corpus = write_corpus(tmp_path / "c", {"empty.txt": ""})
+    with pytest.raises(CorpusError, match="nothing to index"):
+        build_index([corpus], tmp_path / "x.idx", BuildOptions(processes=1))
+    assert not (tmp_path / "x.idx").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["c"]  # no temporary files left
+
+
+def test_missing_corpus_and_bad_output_are_errors(tmp_path):
+    with pytest.raises(CorpusError, match="no such file"):
+        build_index([tmp_path / "nope"], tmp_path / "x.idx")
+    corpus = write_corpus(tmp_path / "c", {"a.txt": "x"})
+    with pytest.raises(IndexerError, match="does not exist"):
+        build_index([corpus], tmp_path / "missing-folder" / "x.idx")
+    with pytest.raises(IndexerError, match="is a folder"):
+        build_index([corpus], corpus)
+
+
+def test_single_file_corpus_uses_file_name_as_id(tmp_path):
+    corpus = write_corpus(tmp_path / "c", {"sub/notes.txt": "alpha beta"})
+    out = tmp_path / "x.idx"
+    build_index([corpus / "sub" / "notes.txt"], out, BuildOptions(processes=1))
+    with IndexReader(out) as reader:
+        assert reader.doc_names() == ["notes.txt"]
+
+
+def test_hidden_files_are_skipped_and_ids_are_relative_posix_paths(tmp_path):
+    corpus = write_corpus(tmp_path / "c", {"a/b/c.txt": "one", ".git/x.txt": "two", ".hidden.txt": "three"})
+    out = tmp_path / "x.idx"
+    build_index([corpus], out, BuildOptions(processes=1))
+    with IndexReader(out) as reader:
+        assert reader.doc_names() == ["a/b/c.txt"]
+
+
+def test_rebuild_replaces_previous_index_atomically(tmp_path):
+    rng = random.Random(0)
+    corpus = write_corpus(tmp_path / "c", {"a.txt": "first version"})
+    out = tmp_path / "x.idx"
+    build_index([corpus], out, BuildOptions(processes=1))
+    (corpus / "b.txt").write_text(" ".join(rng.choice(["x", "y"]) for _ in range(10)))
+    stats = build_index([corpus], out, BuildOptions(processes=1))
+    assert stats.documents == 2
+    with IndexReader(out) as reader:
+        assert reader.doc_count == 2
