@@ -18,6 +18,7 @@ from indexer.errors import IndexerError
 
 WORD_RE = re.compile(r"\w+")
 MAX_TERM_CHARS_DEFAULT = 64
+CACHE_WORDS = 2_000_000  # the word -> term cache is cleared when it grows past this
 
 # A compact English stopword list (articles, pronouns, auxiliaries, prepositions, conjunctions).
 ENGLISH_STOPWORDS = frozenset(
@@ -97,7 +98,7 @@ class Analyzer:
         self.config = config or AnalyzerConfig()
         self._stopwords = frozenset(self.config.stopwords)
         self._stem = None if self.config.stem == "none" else _stemmer(self.config.stem).stemWord
-        self._cache: dict[str, str | None] = {}
+        self._cache: dict[str, str] = {}  # word -> term, "" when not indexed
 
     def __getstate__(self):
         return self.config
@@ -112,17 +113,27 @@ class Analyzer:
 
     def term(self, word: str) -> str | None:
         """The index term for one word, or None when the word is not indexed (stopword, too long)."""
-        cached = self._cache.get(word, False)
-        if cached is not False:
-            return cached
-        term: str | None = word
+        term = self._cache.get(word)
+        if term is None:
+            term = self._analyze(word)
+        return term or None
+
+    def term_list(self, words: list[str]) -> list[str]:
+        """The terms of many distinct words at once; "" marks a word that is not indexed."""
+        found = list(map(self._cache.get, words))  # the common case: all cached, no Python loop
+        for i in [i for i, t in enumerate(found) if t is None]:
+            found[i] = self._analyze(words[i])
+        return found
+
+    def _analyze(self, word: str) -> str:
+        term = word
         if self.config.normalize and not word.isascii():
             term = unicodedata.normalize("NFKC", word).casefold()
         if len(term) > self.config.max_term_chars or term in self._stopwords:
-            term = None
+            term = ""
         elif self._stem is not None:
             term = self._stem(term)
-        if len(self._cache) > 1_000_000:
+        if len(self._cache) > CACHE_WORDS:
             self._cache.clear()
         self._cache[word] = term
         return term

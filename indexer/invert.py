@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 from array import array
 from dataclasses import dataclass, field
-from itertools import count
 from pathlib import Path
 
 import numpy as np
 
-from indexer.analysis import Analyzer, AnalyzerConfig
+from indexer.analysis import WORD_RE, Analyzer, AnalyzerConfig
 from indexer.corpus import Chunk, ReadOptions, SkipLog, read_piece
 
 # Bytes of worker memory one buffered token costs at its peak during inversion (measured; see
@@ -56,19 +55,102 @@ def _analyzer(config: AnalyzerConfig) -> Analyzer:
     return _analyzers[config]
 
 
+# ASCII documents skip the per-token Python work: a numpy pass finds word boundaries in the bytes
+# and a polynomial hash (mod 2**64) names each word; only distinct words become Python strings.
+# Words longer than MAX_HASHED_WORD bytes go the `re` way, which keeps the hash well clear of the
+# long crafted strings (Thue-Morse) known to collide under a power-of-two modulus.
+ASCII_SLICE_BYTES = 1 << 20
+MAX_HASHED_WORD = 64
+_WORD_BYTE = np.zeros(256, dtype=bool)
+_WORD_BYTE[np.frombuffer(b"0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", np.uint8)] = True
+_POWERS = np.cumprod(np.full(MAX_HASHED_WORD, 0x9E3779B97F4A7C15, dtype=np.uint64))  # P**1 .. P**64
+
+
 class _Buffer:
-    """Tokens of consecutive documents of one chunk, as chunk-local word numbers."""
+    """Tokens of consecutive documents of one chunk, as dense chunk-local word numbers."""
 
     def __init__(self, first_doc: int):
         self.first_doc = first_doc
         self.vocab: dict[str, int] = {}
-        self.tokens = array("q")  # per token: the token index where its word first appeared
+        self.word_ids: list[np.ndarray] = []  # int32 word numbers, in token order
         self.doc_words = array("q")  # words per document
-        self._counter = count()
+        self.tokens = 0
+        self._pending: list[bytes] = []  # lower-cased ASCII documents not yet tokenized
+        self._pending_bytes = 0
+        self._hash_keys = np.zeros(0, dtype=np.uint64)  # sorted hashes of the ASCII words seen so far
+        self._hash_ids = np.zeros(0, dtype=np.int32)  # their word numbers
 
-    def add(self, words: list[str]) -> None:
-        self.tokens.extend(map(self.vocab.setdefault, words, self._counter))
-        self.doc_words.append(len(words))
+    def add(self, text: str) -> None:
+        if text.isascii():
+            raw = text.encode("ascii").lower()
+            self._pending.append(raw)
+            self._pending_bytes += len(raw)
+            self.tokens += len(raw) // 6  # an estimate until tokenized, for the flush threshold
+            if self._pending_bytes >= ASCII_SLICE_BYTES:
+                self._tokenize_pending()
+        else:
+            self._tokenize_pending()
+            self._add_words([WORD_RE.findall(text.lower())])
+
+    @property
+    def empty(self) -> bool:
+        return not self.doc_words and not self._pending
+
+    def finish(self) -> None:
+        self._tokenize_pending()
+        self.tokens = sum(map(len, self.word_ids))
+
+    def _add_words(self, docs: list[list[str]]) -> None:
+        vocab = self.vocab
+        for words in docs:
+            for w in dict.fromkeys(words):
+                if w not in vocab:
+                    vocab[w] = len(vocab)
+            self.word_ids.append(np.fromiter(map(vocab.__getitem__, words), np.int32, len(words)))
+            self.doc_words.append(len(words))
+            self.tokens += len(words)
+
+    def _tokenize_pending(self) -> None:
+        if not self._pending:
+            return
+        docs, self._pending, self._pending_bytes = self._pending, [], 0
+        data = b" ".join(docs)  # the space keeps neighbouring documents' words apart
+        a = np.frombuffer(data, dtype=np.uint8)
+        edges = np.flatnonzero(np.diff(_WORD_BYTE[a].view(np.int8), prepend=0, append=0))
+        starts, ends = edges[0::2], edges[1::2]
+        lengths = ends - starts
+        if len(lengths) and lengths.max() > MAX_HASHED_WORD:
+            self._add_words([WORD_RE.findall(d.decode("ascii")) for d in docs])
+            self.tokens = sum(map(len, self.word_ids))
+            return
+        # h(word) = sum of byte_k * P**(k+1) over the word's bytes: a cumulative sum over the bytes
+        # weighted by the power of each byte's offset in its word (uint64 arithmetic wraps)
+        word_first = np.repeat(starts, lengths)
+        offset = np.arange(len(word_first)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        weighted = a[word_first + offset].astype(np.uint64) * _POWERS[offset]  # byte * P**(offset + 1)
+        sums = np.concatenate((np.zeros(1, dtype=np.uint64), np.cumsum(weighted, dtype=np.uint64)))
+        bounds = np.concatenate(([0], np.cumsum(lengths)))
+        hashes = sums[bounds[1:]] - sums[bounds[:-1]]
+        unique, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+        # words seen in earlier slices are found by hash; only new ones become Python strings
+        at = np.minimum(np.searchsorted(self._hash_keys, unique), max(0, len(self._hash_keys) - 1))
+        known = self._hash_keys[at] == unique if len(self._hash_keys) else np.zeros(len(unique), dtype=bool)
+        ids = np.empty(len(unique), dtype=np.int32)
+        ids[known] = self._hash_ids[at[known]]
+        new = np.flatnonzero(~known)
+        vocab = self.vocab
+        spans = zip(starts[first[new]].tolist(), ends[first[new]].tolist())
+        ids[new] = np.fromiter(
+            (vocab.setdefault(data[s:e].decode("ascii"), len(vocab)) for s, e in spans), np.int32, len(new)
+        )
+        keys = np.concatenate((self._hash_keys, unique[new]))
+        order = np.argsort(keys, kind="stable")
+        self._hash_keys, self._hash_ids = keys[order], np.concatenate((self._hash_ids, ids[new]))[order]
+        self.word_ids.append(ids[inverse.ravel()])
+        doc_bounds = np.cumsum([len(d) + 1 for d in docs]) - 1  # byte after each document
+        counts = np.diff(np.concatenate(([0], np.searchsorted(starts, doc_bounds))))
+        self.doc_words.extend(counts.tolist())
+        self.tokens = sum(map(len, self.word_ids))  # exact again, replacing the estimates
 
 
 def invert_chunk(chunk: Chunk, settings: InvertSettings, run_dir: str) -> RunSummary:
@@ -90,13 +172,13 @@ def invert_chunk(chunk: Chunk, settings: InvertSettings, run_dir: str) -> RunSum
     for piece in chunk.pieces:
         for doc in read_piece(piece, settings.read, log):
             bytes_read += doc.length
-            buf.add(analyzer.words(doc.text))
+            buf.add(doc.text)
             names.append(doc.name)
             sources.extend((doc.file_no, doc.offset, doc.length))
-            if len(buf.tokens) >= max_tokens:
+            if buf.tokens >= max_tokens:
                 lengths.extend(_flush(buf, analyzer, settings.positions, f"{base}-{len(runs):03d}", runs, sample))
                 buf = _Buffer(len(names))
-    if len(buf.doc_words):
+    if not buf.empty:
         lengths.extend(_flush(buf, analyzer, settings.positions, f"{base}-{len(runs):03d}", runs, sample))
     docs_path = f"{base}-docs.npz"
     name_bytes = [n.encode("utf-8", "backslashreplace") for n in names]
@@ -122,18 +204,16 @@ def invert_chunk(chunk: Chunk, settings: InvertSettings, run_dir: str) -> RunSum
 
 def _flush(buf: _Buffer, analyzer: Analyzer, positions: bool, path: str, runs: list, sample: list) -> np.ndarray:
     """Invert the buffered documents into a run folder at `path`; returns their lengths in terms."""
-    n = len(buf.tokens)
-    first_seen = np.frombuffer(buf.tokens, dtype=np.int64)
+    buf.finish()
+    n = buf.tokens
     words = list(buf.vocab)
     # word number -> term rank in the sorted term list of this run (-1: not indexed)
-    word_terms = [analyzer.term(w) for w in words]
-    terms = sorted(set(word_terms) - {None})
-    rank = {t: i for i, t in enumerate(terms)}
-    word_rank = np.fromiter((rank.get(t, -1) for t in word_terms), np.int32, len(words))
-    # first-appearance index -> dense word number
-    dense = np.empty(n, dtype=np.int32)
-    dense[np.fromiter(buf.vocab.values(), np.int64, len(words))] = np.arange(len(words), dtype=np.int32)
-    tok_term = word_rank[dense[first_seen]]
+    word_terms = analyzer.term_list(words)
+    terms = sorted(set(word_terms) - {""})
+    rank = dict(zip(terms, range(len(terms))))
+    rank[""] = -1
+    word_rank = np.fromiter(map(rank.__getitem__, word_terms), np.int32, len(words))
+    tok_term = word_rank[np.concatenate(buf.word_ids)] if buf.word_ids else np.zeros(0, np.int32)
     doc_words = np.frombuffer(buf.doc_words, dtype=np.int64)
     ndocs = len(doc_words)
     tok_doc = np.repeat(np.arange(ndocs, dtype=np.int32), doc_words)
@@ -157,7 +237,7 @@ def _flush(buf: _Buffer, analyzer: Analyzer, positions: bool, path: str, runs: l
     post_term = t[starts]
     df = np.bincount(post_term, minlength=len(terms)).astype(np.int64)
     cf = np.bincount(post_term, weights=tfs, minlength=len(terms)).astype(np.int64)
-    os.mkdir(path)
+    os.makedirs(path, exist_ok=True)  # a task rerun after its worker died overwrites the dead attempt's files
     term_bytes = [s.encode("utf-8") for s in terms]
     arrays = {
         "term_lengths": np.fromiter(map(len, term_bytes), np.int64, len(terms)),

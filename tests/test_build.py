@@ -199,3 +199,23 @@ def test_rebuild_replaces_previous_index_atomically(tmp_path):
     assert stats.documents == 2
     with IndexReader(out) as reader:
         assert reader.doc_count == 2
+
+
+def test_large_random_vocabulary_matches_reference(tmp_path):
+    """Thousands of distinct ASCII words of every length, some past the hashed-word limit, with a
+    few non-ASCII documents between them: the hashed and the `re` tokenizers must agree."""
+    rng = random.Random(11)
+    letters = "abcdefghijklmnopqrstuvwxyz0123456789_"
+    vocab = ["".join(rng.choice(letters) for _ in range(rng.randint(1, 30))) for _ in range(6000)]
+    vocab += ["x" * 70, "long" * 20]
+    docs = {}
+    for i in range(120):
+        words = [rng.choice(vocab) for _ in range(rng.randint(1, 400))]
+        if i % 17 == 0:
+            words.append("naïve")
+        docs[f"d{i:03d}.txt"] = " ".join(w.upper() if rng.random() < 0.05 else w for w in words)
+    corpus = write_corpus(tmp_path / "c", docs)
+    out = tmp_path / "x.idx"
+    config = AnalyzerConfig(stem="none", max_term_chars=200)
+    build_index([corpus], out, BuildOptions(processes=1, chunk_size=50_000, memory=2_000_000, analyzer=config))
+    _assert_matches_reference(out, docs)

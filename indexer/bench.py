@@ -1,0 +1,137 @@
+"""Bench: build the same corpus with several process counts and compare speed, memory and size.
+
+Reports per process count: seconds, MB/s, speedup over the first count, the parent's serial share
+(planning, ordering and writing: the Amdahl fraction), peak RSS of the whole process tree, and bytes
+per posting and per token. It also times the bare `re.findall(r"\\w+", text.lower())` loop over the
+same documents, the speed limit of CPython's tokenizer that a sequential build is measured against.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from indexer.analysis import WORD_RE
+from indexer.build import BuildOptions, build_index
+from indexer.corpus import SkipLog, plan_corpus, read_piece
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    processes: int
+    seconds: float
+    mb_per_s: float
+    speedup: float
+    serial_share: float  # parent-only seconds / this build's seconds
+    peak_rss_bytes: int | None
+    index_bytes: int
+    bytes_per_posting: float
+    bytes_per_token: float
+    timings: dict
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    corpus: str
+    documents: int
+    tokens: int
+    postings: int
+    bytes_read: int
+    findall_mb_per_s: float
+    rows: list[BenchRow]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class _PeakRss:
+    """Samples the RSS of this process and all its descendants (psutil) until stopped."""
+
+    def __init__(self, interval: float = 0.05):
+        try:
+            import psutil
+        except ImportError:  # optional: `pip install indexer[bench]`
+            self.peak = None
+            return
+        self._psutil, self._interval, self.peak = psutil, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        me = self._psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except self._psutil.Error:  # the process ended between listing and reading
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self._interval)
+
+    def stop(self) -> int | None:
+        if self.peak is not None:
+            self._stop.set()
+            self._thread.join()
+        return self.peak
+
+
+def findall_speed(paths: list[Path]) -> float:
+    """MB/s of reading every document and running `re.findall(r"\\w+", text.lower())` on it."""
+    plan = plan_corpus(paths, 1 << 62)
+    log = SkipLog()
+    started, size = time.perf_counter(), 0
+    for chunk in plan.chunks:
+        for piece in chunk.pieces:
+            for doc in read_piece(piece, BuildOptions().read, log):
+                WORD_RE.findall(doc.text.lower())
+                size += doc.length
+    return size / 1e6 / (time.perf_counter() - started)
+
+
+def run_bench(
+    paths: list[Path], process_counts: list[int], options: BuildOptions = BuildOptions(), out_dir: Path | None = None
+) -> BenchReport:
+    """Build `paths` once per process count (same options otherwise) and measure each build."""
+    rows: list[BenchRow] = []
+    findall = findall_speed(paths)
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        for processes in process_counts:
+            out = Path(tmp, f"bench-p{processes}.idx")
+            sampler = _PeakRss()
+            stats = build_index(paths, out, BuildOptions(**{**asdict_shallow(options), "processes": processes}))
+            peak = sampler.stop()
+            serial = stats.timings["plan"] + stats.timings["between"] + stats.timings["write"]
+            rows.append(
+                BenchRow(
+                    processes=stats.processes,
+                    seconds=stats.seconds,
+                    mb_per_s=stats.bytes_read / 1e6 / stats.seconds,
+                    speedup=(rows[0].seconds / stats.seconds) if rows else 1.0,
+                    serial_share=serial / stats.seconds,
+                    peak_rss_bytes=peak,
+                    index_bytes=stats.index_bytes,
+                    bytes_per_posting=stats.index_bytes / max(1, stats.postings),
+                    bytes_per_token=stats.index_bytes / max(1, stats.tokens),
+                    timings=stats.timings,
+                )
+            )
+            out.unlink()
+    return BenchReport(
+        corpus=", ".join(map(str, paths)),
+        documents=stats.documents,
+        tokens=stats.tokens,
+        postings=stats.postings,
+        bytes_read=stats.bytes_read,
+        findall_mb_per_s=findall,
+        rows=rows,
+    )
+
+
+def asdict_shallow(options: BuildOptions) -> dict:
+    """BuildOptions fields as a dict without recursing into nested dataclasses."""
+    return {name: getattr(options, name) for name in options.__dataclass_fields__}
