@@ -51,32 +51,43 @@ ALIGN = 8
 # Varints
 
 
+def _as_uint(values) -> np.ndarray:
+    """uint32 when every value fits (the fast path for gaps, tfs and positions), else uint64."""
+    v = np.asarray(values)
+    if v.dtype == np.uint32 or (v.dtype.kind in "iu" and v.dtype.itemsize <= 4 and (not len(v) or v.min() >= 0)):
+        return v.astype(np.uint32, copy=False)
+    return v.astype(np.uint64)
+
+
 def varint_sizes(values: np.ndarray) -> np.ndarray:
-    """Bytes each value takes as a LEB128 varint (values < 2**35)."""
-    v = np.asarray(values, dtype=np.uint64)
-    sizes = np.ones(len(v), dtype=np.int64)
-    for bits in (7, 14, 21, 28):
-        sizes += v >= (1 << bits)
+    """Bytes each value takes as a LEB128 varint (values < 2**35), as uint8."""
+    v = _as_uint(values)
+    sizes = (v >= 1 << 7).view(np.uint8) + np.uint8(1)
+    for bits in (14, 21, 28):
+        sizes += (v >= 1 << bits).view(np.uint8)
     return sizes
 
 
 def encode_varints(values: np.ndarray, sizes: np.ndarray | None = None) -> np.ndarray:
     """LEB128-encode non-negative integers (< 2**35) into one uint8 array."""
-    v = np.asarray(values, dtype=np.uint64)
+    v = _as_uint(values)
     if sizes is None:
         sizes = varint_sizes(v)
-    ends = np.cumsum(sizes)
-    out = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.uint8)
+    ends = np.cumsum(sizes, dtype=np.int64)
+    total = int(ends[-1]) if len(ends) else 0
+    if total == len(v):  # every value fits in one byte: the common case for gaps and tfs
+        return v.astype(np.uint8)
     starts = ends - sizes
-    if len(out) == len(v):  # every value fits in one byte: the common case for gaps and tfs
-        out[:] = v
-        return out
-    for k in range(5):
+    out = np.empty(total, dtype=np.uint8)
+    low = (v & 0x7F).astype(np.uint8)
+    low |= (sizes > 1).view(np.uint8) << 7
+    out[starts] = low
+    for k in range(1, 5):
         sel = np.flatnonzero(sizes > k)
         if not len(sel):
             break
-        byte = (v[sel] >> np.uint64(7 * k)) & np.uint64(0x7F)
-        byte |= (sizes[sel] > k + 1).astype(np.uint64) << np.uint64(7)
+        byte = ((v[sel] >> (7 * k)) & 0x7F).astype(np.uint8)
+        byte |= (sizes[sel] > k + 1).view(np.uint8) << 7
         out[starts[sel] + k] = byte
     return out
 
@@ -103,11 +114,21 @@ def decode_varints(buf: np.ndarray, count: int) -> np.ndarray:
     return values
 
 
+def _gaps(values: np.ndarray, group_starts: np.ndarray) -> np.ndarray:
+    """Differences to the previous value, restarting (absolute) at each group start (uint32)."""
+    gaps = values.copy()
+    if len(gaps):
+        gaps[1:] -= values[:-1]  # wraps across group boundaries; those are overwritten next
+        gaps[group_starts] = values[group_starts]
+    return gaps
+
+
 def _group_ends(sizes: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Byte length of each group of consecutive varints, given per-value sizes and group counts."""
-    cum = np.concatenate(([0], np.cumsum(sizes)))
-    bounds = np.concatenate(([0], np.cumsum(counts)))
-    return cum[bounds[1:]] - cum[bounds[:-1]]
+    """Byte length of each group of consecutive varints, given per-value sizes and group counts (>= 1)."""
+    if not len(counts):
+        return np.zeros(0, dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    return np.add.reduceat(sizes, starts, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -127,10 +148,7 @@ def encode_postings(df: np.ndarray, docs: np.ndarray, tfs: np.ndarray, positions
     ascending within a posting, `sum(tfs)` of them) as doc-id gaps, tfs and position gaps."""
     df = np.asarray(df, dtype=np.int64)
     term_starts = np.concatenate(([0], np.cumsum(df)[:-1])) if len(df) else np.zeros(0, np.int64)
-    gaps = np.asarray(docs, dtype=np.int64).copy()
-    if len(gaps):
-        gaps[1:] -= gaps[:-1].copy()
-        gaps[term_starts] = docs[term_starts]
+    gaps = _gaps(np.asarray(docs, dtype=np.uint32), term_starts)
     gap_sizes = varint_sizes(gaps)
     tf_sizes = varint_sizes(tfs)
     if positions is None:
@@ -139,13 +157,10 @@ def encode_postings(df: np.ndarray, docs: np.ndarray, tfs: np.ndarray, positions
     else:
         tfs64 = np.asarray(tfs, dtype=np.int64)
         posting_starts = np.concatenate(([0], np.cumsum(tfs64)[:-1])) if len(tfs64) else np.zeros(0, np.int64)
-        pgaps = np.asarray(positions, dtype=np.int64).copy()
-        if len(pgaps):
-            pgaps[1:] -= pgaps[:-1].copy()
-            pgaps[posting_starts] = positions[posting_starts]
+        pgaps = _gaps(np.asarray(positions, dtype=np.uint32), posting_starts)
         pos_sizes = varint_sizes(pgaps)
         pos_bytes = encode_varints(pgaps, pos_sizes)
-        cf = np.bincount(np.repeat(np.arange(len(df)), df), weights=tfs64, minlength=len(df)).astype(np.int64)
+        cf = np.add.reduceat(tfs64, term_starts) if len(tfs64) else np.zeros(len(df), np.int64)
         pos_len = _group_ends(pos_sizes, cf)
     return EncodedPostings(
         docs=encode_varints(gaps, gap_sizes),
