@@ -149,8 +149,12 @@ def encode_postings(df: np.ndarray, docs: np.ndarray, tfs: np.ndarray, positions
     df = np.asarray(df, dtype=np.int64)
     term_starts = np.concatenate(([0], np.cumsum(df)[:-1])) if len(df) else np.zeros(0, np.int64)
     gaps = _gaps(np.asarray(docs, dtype=np.uint32), term_starts)
-    gap_sizes = varint_sizes(gaps)
-    tf_sizes = varint_sizes(tfs)
+    # the low bit of each doc-gap varint says "tf is 1"; only other tfs go to the freqs stream
+    tfs = np.asarray(tfs, dtype=np.uint32)
+    single = tfs == 1
+    flagged = (gaps << 1) | single.view(np.uint8)
+    gap_sizes = varint_sizes(flagged)
+    tf_sizes = varint_sizes(tfs) * ~single
     if positions is None:
         pos_bytes = np.zeros(0, np.uint8)
         pos_len = np.zeros(len(df), np.int64)
@@ -163,8 +167,8 @@ def encode_postings(df: np.ndarray, docs: np.ndarray, tfs: np.ndarray, positions
         cf = np.add.reduceat(tfs64, term_starts) if len(tfs64) else np.zeros(len(df), np.int64)
         pos_len = _group_ends(pos_sizes, cf)
     return EncodedPostings(
-        docs=encode_varints(gaps, gap_sizes),
-        freqs=encode_varints(tfs, tf_sizes),
+        docs=encode_varints(flagged, gap_sizes),
+        freqs=encode_varints(tfs[~single]),
         positions=pos_bytes,
         docs_len=_group_ends(gap_sizes, df),
         freqs_len=_group_ends(tf_sizes, df),
@@ -460,8 +464,11 @@ class IndexReader:
             self._bytes(POSITIONS)[info["positions"][i] : info["positions"][i + 1]] if self.has_positions else None
         )
         try:
-            docs = np.cumsum(decode_varints(docs_buf, df))
-            tfs = decode_varints(freqs_buf, df)
+            flagged = decode_varints(docs_buf, df)
+            docs = np.cumsum(flagged >> 1)
+            tfs = np.ones(df, dtype=np.int64)
+            several = np.flatnonzero((flagged & 1) == 0)
+            tfs[several] = decode_varints(freqs_buf, len(several))
         except IndexFormatError as err:
             raise self._error(f"postings of term {self.term(i)!r}: {err} (damaged file)") from None
         if df and (docs[-1] >= self.doc_count or tfs.min() < 1):
