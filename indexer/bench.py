@@ -17,6 +17,8 @@ from pathlib import Path
 from indexer.analysis import WORD_RE
 from indexer.build import BuildOptions, build_index
 from indexer.corpus import SkipLog, plan_corpus, read_piece
+from indexer.format import IndexReader
+from indexer.search import Searcher
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class BenchReport:
     postings: int
     bytes_read: int
     findall_mb_per_s: float
+    open_and_query_ms: float  # open the index and answer a two-term query (median of 5, warm cache)
     rows: list[BenchRow]
 
     def to_dict(self) -> dict:
@@ -120,6 +123,8 @@ def run_bench(
                     timings=stats.timings,
                 )
             )
+            if len(rows) == 1:
+                query_ms = _open_and_query_ms(out)
             out.unlink()
     return BenchReport(
         corpus=", ".join(map(str, paths)),
@@ -128,8 +133,23 @@ def run_bench(
         postings=stats.postings,
         bytes_read=stats.bytes_read,
         findall_mb_per_s=findall,
+        open_and_query_ms=query_ms,
         rows=rows,
     )
+
+
+def _open_and_query_ms(index: Path) -> float:
+    """Milliseconds to open `index` and rank a query of two mid-frequency terms (median of 5)."""
+    with IndexReader(index) as reader:
+        middle = reader.term_count // 2
+        query = f"{reader.term(middle)} {reader.term(min(middle + 1, reader.term_count - 1))}"
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        with IndexReader(index) as reader:
+            Searcher(reader).search(query, k=10)
+        times.append((time.perf_counter() - started) * 1000)
+    return sorted(times)[2]
 
 
 def asdict_shallow(options: BuildOptions) -> dict:

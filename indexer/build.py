@@ -101,11 +101,16 @@ def build_index(
     try:
         if own_executor:
             executor = make_executor(processes)
+        if hasattr(executor, "check_paths"):  # workers on other machines (Dask) must see our files
+            executor.check_paths([tmp, plan.chunks[0].pieces[0].path])
         settings = InvertSettings(options.analyzer, options.read, options.positions, options.memory // (processes + 1))
         summaries = _invert(executor, plan, settings, tmp, on_progress, timings)
         mark = time.perf_counter()
         documents = sum(s.documents for s in summaries)
         skipped, examples = _skips(plan, summaries)
+        if options.read.strict and skipped:
+            details = ", ".join(f"{n} {r} (first: {(examples.get(r) or ['?'])[0]})" for r, n in skipped.items())
+            raise CorpusError(f"{details}; --strict refuses skipped or repaired input: fix it or drop --strict")
         if documents == 0:
             reasons = ", ".join(f"{n} {r}" for r, n in skipped.items()) or "no documents"
             raise CorpusError(f"nothing to index in {', '.join(map(str, paths))}: {reasons}")
@@ -196,7 +201,33 @@ def _skips(plan: CorpusPlan, summaries: list[RunSummary]) -> tuple[dict[str, int
             counts[reason] = counts.get(reason, 0) + n
             examples.setdefault(reason, [])
             examples[reason] += s.skipped_examples[reason][: 3 - len(examples[reason])]
+    duplicates, first = _duplicate_ids(summaries)
+    if duplicates:
+        counts["duplicate id"] = duplicates
+        examples["duplicate id"] = first
     return dict(sorted(counts.items())), examples
+
+
+def _duplicate_ids(summaries: list[RunSummary]) -> tuple[int, list[str]]:
+    """How many documents repeat an earlier document's id, and the first few such ids. Both are
+    kept in the index (a search shows both); the count warns the user."""
+    seen: set[bytes] = set()
+    count, first = 0, []
+    for s in summaries:
+        with np.load(s.docs_path) as docs:
+            ends = np.cumsum(docs["name_lengths"]).tolist()
+            blob = docs["names"].tobytes()
+        start = 0
+        for end in ends:
+            name = blob[start:end]
+            start = end
+            if name in seen:
+                count += 1
+                if len(first) < 3:
+                    first.append(name.decode("utf-8", "replace"))
+            else:
+                seen.add(name)
+    return count, first
 
 
 def _write(output: Path, plan: CorpusPlan, summaries, segments, stats: BuildStats, options: BuildOptions) -> None:

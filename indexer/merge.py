@@ -109,7 +109,7 @@ def merge_range(runs: list[tuple[str, int]], term_range: TermRange, out_dir: str
     encoded = encode_postings(df, docs, tfs, pos)
     lengths, blob = encode_strings(vocab)
     path = os.path.join(out_dir, f"range-{term_range.number:04d}")
-    os.mkdir(path)
+    os.makedirs(path, exist_ok=True)  # a task rerun after its worker died overwrites the dead attempt's files
     info = np.stack([df, encoded.docs_len, encoded.freqs_len, encoded.positions_len], axis=1).ravel()
     for name, values in {
         "term_lengths": lengths,
