@@ -7,22 +7,26 @@ malformed query.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from indexer import __version__
-from indexer.analysis import AnalyzerConfig, resolve_stopwords
+from indexer.analysis import MAX_TERM_CHARS_DEFAULT, AnalyzerConfig, resolve_stopwords
 from indexer.build import DEFAULT_CHUNK_SIZE, DEFAULT_MEMORY, BuildOptions, build_index
-from indexer.corpus import parse_size
+from indexer.corpus import FORMATS, ID_FIELDS, TEXT_FIELDS, ReadOptions, parse_size
 from indexer.errors import IndexerError, QueryError
+from indexer.evaluate import parse_metrics, read_qrels, read_queries, write_trec_run
+from indexer.executors import DaskExecutor
 from indexer.format import SECTION_NAMES
 from indexer.scoring import DEFAULT_B, DEFAULT_K1
-from indexer.search import Searcher, open_index
+from indexer.search import Searcher, evaluate_index, open_index
 from indexer.stats import index_stats
 
 EXIT_USAGE = 2
@@ -84,6 +88,11 @@ def cli() -> None:
 @click.option("-p", "--processes", type=click.IntRange(min=1), help="Worker processes [default: one per CPU].")
 @click.option("--sequential", is_flag=True, help="Run everything in this process (same as -p 1).")
 @click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Run the tasks on a Dask cluster: tcp://host:8786, or local:N for N local workers (needs indexer[dask]).",
+)
+@click.option(
     "--chunk-size", type=SIZE, default=DEFAULT_CHUNK_SIZE, help="Bytes of input per task, e.g. 4MB.  [default: 4MB]"
 )
 @click.option(
@@ -96,6 +105,55 @@ def cli() -> None:
 )
 @click.option("--stem", default="english", show_default=True, help="Stemmer: none or a Snowball language.")
 @click.option("--stopwords", default="none", show_default=True, help="none, english, or a file of words.")
+@click.option(
+    "--max-term-length",
+    type=click.IntRange(min=1),
+    default=MAX_TERM_CHARS_DEFAULT,
+    show_default=True,
+    help="Words longer than this many characters are not indexed.",
+)
+@click.option(
+    "--format",
+    "input_format",
+    type=click.Choice(FORMATS),
+    default="auto",
+    show_default=True,
+    help="Input format. auto: .jsonl/.ndjson/.json are JSONL, .trec/.sgml and files starting with <DOC> "
+    "are TREC, the rest text; .gz is decompressed in every format.",
+)
+@click.option(
+    "--id-field",
+    "id_fields",
+    multiple=True,
+    metavar="NAME",
+    help=f"JSONL field holding the document id; repeatable, first present wins [default: {', '.join(ID_FIELDS)}].",
+)
+@click.option(
+    "--text-field",
+    "text_fields",
+    multiple=True,
+    metavar="NAME",
+    help=f"JSONL field to index; repeatable, joined in order [default: {', '.join(TEXT_FIELDS)}].",
+)
+@click.option(
+    "--encoding",
+    default="utf-8",
+    show_default=True,
+    help="Encoding of the input; bytes that do not decode are replaced and counted.",
+)
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="GLOB",
+    help="Index only files whose path (relative to CORPUS) or name matches; repeatable. * also matches /.",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Skip files and folders whose relative path or name matches; repeatable.",
+)
+@click.option("--strict", is_flag=True, help="Fail (exit 1, no index written) on any skipped or repaired input.")
 @click.option(
     "--positions/--no-positions",
     default=True,
@@ -114,36 +172,59 @@ def build(
     output,
     processes,
     sequential,
+    scheduler,
     chunk_size,
     memory,
     tmp_dir,
     stem,
     stopwords,
+    max_term_length,
+    input_format,
+    id_fields,
+    text_fields,
+    encoding,
+    include,
+    exclude,
+    strict,
     positions,
     as_json,
     quiet,
     progress,
 ):
-    """Index the text files under CORPUS (folders or files) into one index file.
+    """Index the documents under CORPUS (folders or files: text, JSONL, TREC, .gz) into one index file.
 
     Example: indexer build notes/ -o notes.idx -p 4
     """
     if sequential and processes not in (None, 1):
         raise click.UsageError("--sequential and -p N > 1 contradict each other; give one of them")
+    if scheduler and (sequential or processes):
+        raise click.UsageError("--scheduler runs on the cluster's workers; leave out -p and --sequential")
     if output is None:
         output = Path(_default_index_name(corpus[0]))
-    with reported_errors():
+    if scheduler:  # workers on other machines resolve relative paths against their own folder
+        corpus, output = tuple(p.absolute() for p in corpus), output.absolute()
+        tmp_dir = tmp_dir and tmp_dir.absolute()
+    with reported_errors(), _dask_executor(scheduler) as executor:
         options = BuildOptions(
             processes=1 if sequential else processes,
             chunk_size=chunk_size,
             memory=memory,
             positions=positions,
-            analyzer=AnalyzerConfig(stem=stem, stopwords=resolve_stopwords(stopwords)),
+            analyzer=AnalyzerConfig(stem=stem, stopwords=resolve_stopwords(stopwords), max_term_chars=max_term_length),
+            read=ReadOptions(
+                format=input_format,
+                id_fields=id_fields or ID_FIELDS,
+                text_fields=text_fields or TEXT_FIELDS,
+                encoding=encoding,
+                include=include,
+                exclude=exclude,
+                strict=strict,
+            ),
             tmp_dir=tmp_dir,
         )
         show_bar = progress if progress is not None else sys.stderr.isatty()
         with _progress_bar(enabled=show_bar and not quiet and not as_json) as on_progress:
-            stats = build_index(list(corpus), output, options, on_progress=on_progress)
+            stats = build_index(list(corpus), output, options, on_progress=on_progress, executor=executor)
     if stats.skipped and not as_json:
         details = ", ".join(
             f"{n} {reason} (first: {stats.skipped_examples[reason][0]})"
@@ -160,6 +241,19 @@ def build(
             f"with {stats.processes} process{'es' if stats.processes > 1 else ''} -> {stats.index}",
             err=True,
         )
+
+
+@contextmanager
+def _dask_executor(address: str | None):
+    """A DaskExecutor for --scheduler ADDRESS, closed on the way out; None without the option."""
+    if address is None:
+        yield None
+        return
+    executor = DaskExecutor(address)
+    try:
+        yield executor
+    finally:
+        executor.close()
 
 
 def _default_index_name(corpus: Path) -> str:
@@ -207,31 +301,165 @@ def _progress_bar(enabled: bool):
 
 @cli.command()
 @click.argument("index", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("query")
-@click.option("-k", "--top-k", type=click.IntRange(min=1), default=10, show_default=True, help="Number of results.")
+@click.argument("query", required=False)
+@click.option(
+    "--queries",
+    "queries_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Run every query of a file instead: TSV (id<TAB>text) or JSONL.",
+)
+@click.option("-k", "--top-k", type=click.IntRange(min=1), default=10, show_default=True, help="Results per query.")
 @click.option(
     "--k1", type=click.FloatRange(min=0), default=DEFAULT_K1, show_default=True, help="BM25 term-frequency saturation."
 )
 @click.option(
     "--b", "b", type=click.FloatRange(0, 1), default=DEFAULT_B, show_default=True, help="BM25 length normalization."
 )
+@click.option("--plain", is_flag=True, help="Take queries as plain words: no operators, phrases or groups.")
+@click.option("--snippets", is_flag=True, help="Show each hit's best passage, query terms highlighted.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def search(index, query, top_k, k1, b, as_json):
-    """Rank the documents in INDEX for QUERY with BM25.
+@click.option("--trec", "run_name", metavar="RUN_NAME", help="Print a TREC run: qid Q0 doc rank score RUN_NAME.")
+def search(index, query, queries_file, top_k, k1, b, plain, snippets, as_json, run_name):
+    """Rank the documents in INDEX for QUERY, or for every query in --queries FILE, with BM25.
 
     Plain words rank any document that has one of them; AND, OR, NOT, +word, -word,
     "exact phrases" and parentheses narrow the matches.
 
-    Example: indexer search notes.idx '"merge sort" AND parallel' -k 5
+    Example: indexer search notes.idx '"merge sort" AND parallel' -k 5 --snippets
     """
-    with reported_errors(), open_index(index) as reader:
-        result = Searcher(reader, k1, b).search(query, k=top_k)
+    if (query is None) == (queries_file is None):
+        raise click.UsageError("give either a QUERY or --queries FILE" + (", not both" if query is not None else ""))
+    if run_name is not None and (as_json or snippets):
+        raise click.UsageError(f"--trec cannot be combined with {'--json' if as_json else '--snippets'}")
+    with reported_errors():
+        queries = read_queries(queries_file) if queries_file is not None else None
+        with open_index(index) as reader:
+            searcher = Searcher(reader, k1, b)
+            if queries is None:
+                result = searcher.search(query, k=top_k, snippets=snippets, syntax=not plain)
+                _render_results([("1", result)], as_json, run_name, batch=False)
+                if not as_json:
+                    click.echo(f"{len(result.hits)} of {result.total_hits:,} matching documents", err=True)
+                return
+            started = time.perf_counter()
+            results = searcher.search_many(queries, top_k, snippets, syntax=not plain)
+            _render_results(results, as_json, run_name, batch=True)
+            seconds = time.perf_counter() - started
+    if not as_json:
+        rate = len(queries) / max(seconds, 1e-9)
+        click.echo(f"Searched {len(queries):,} queries in {seconds:.3f} s ({rate:,.1f} queries/s)", err=True)
+
+
+def _stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _render_results(results, as_json: bool, run_name: str | None, batch: bool) -> None:
+    """Print (query id, SearchResult) pairs as they come: TREC lines, plain text, or one JSON document."""
+    missing: list[str] = []
+    documents = []
+    color = _stdout_is_terminal()
+    for qid, result in results:
+        missing += [h.snippet.missing_source for h in result.hits if h.snippet and h.snippet.missing_source]
+        if run_name is not None:
+            lines = io.StringIO()
+            write_trec_run(lines, qid, [(h.doc, h.score) for h in result.hits], run_name)
+            click.echo(lines.getvalue(), nl=False)
+        elif as_json:
+            documents.append({"id": qid, **result.to_dict()} if batch else result.to_dict())
+        else:
+            if batch:
+                click.echo(f"query {qid}: {result.query}")
+            for hit in result.hits:
+                click.echo(f"{hit.rank:>3}  {hit.score:8.4f}  {hit.doc}")
+                if hit.snippet is not None:
+                    text = "".join(
+                        (click.style(part, bold=True, fg="yellow") if color else f"**{part}**") if marked else part
+                        for part, marked in hit.snippet.parts
+                    )
+                    click.echo(f"     {text}")
     if as_json:
-        click.echo(json.dumps(result.to_dict()))
+        click.echo(json.dumps({"queries": documents} if batch else documents[0]))
+    if missing:
+        click.echo(
+            f"Warning: no snippet for {len(missing)} hit{'s' if len(missing) > 1 else ''}: source files moved or "
+            f"changed since the build (first: {missing[0]}); rebuild the index with 'indexer build'",
+            err=True,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# eval
+
+DEFAULT_METRICS = "ndcg@10,map,recall@100,mrr@10"
+
+
+def _metrics_option(ctx, param, value: str) -> list[str]:
+    try:
+        return parse_metrics(value)
+    except IndexerError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+@cli.command(name="eval")
+@click.argument("index", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--queries",
+    "queries_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Queries: TSV (id<TAB>text) or JSONL.",
+)
+@click.option(
+    "--qrels",
+    "qrels_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TREC relevance judgments: qid 0 doc relevance.",
+)
+@click.option(
+    "--metrics",
+    default=DEFAULT_METRICS,
+    show_default=True,
+    callback=_metrics_option,
+    help="Comma-separated: ndcg@k, ndcg, map, map@k, recall@k, p@k, mrr@k, mrr.",
+)
+@click.option("--per-query", is_flag=True, help="Also show every query's scores.")
+@click.option("-k", "--depth", type=click.IntRange(min=1), default=1000, show_default=True, help="Hits per query.")
+@click.option(
+    "--k1", type=click.FloatRange(min=0), default=DEFAULT_K1, show_default=True, help="BM25 term-frequency saturation."
+)
+@click.option(
+    "--b", "b", type=click.FloatRange(0, 1), default=DEFAULT_B, show_default=True, help="BM25 length normalization."
+)
+@click.option("--syntax", is_flag=True, help="Parse queries with the query language [default: plain words].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def eval_command(index, queries_file, qrels_file, metrics, per_query, depth, k1, b, syntax, as_json):
+    """Run every query on INDEX and score the ranking against relevance judgments.
+
+    Example: indexer eval cranfield.idx --queries queries.tsv --qrels qrels.txt --metrics ndcg@10,map
+    """
+    with reported_errors():
+        queries = read_queries(queries_file)
+        qrels = read_qrels(qrels_file)
+        with open_index(index) as reader:
+            evaluation = evaluate_index(reader, queries, qrels, metrics, depth=depth, k1=k1, b=b, syntax=syntax)
+    if as_json:
+        click.echo(
+            json.dumps({"mean": evaluation.mean, "per_query": evaluation.per_query, "queries": evaluation.queries})
+        )
         return
-    for hit in result.hits:
-        click.echo(f"{hit.rank:>3}  {hit.score:8.4f}  {hit.doc}")
-    click.echo(f"{len(result.hits)} of {result.total_hits:,} matching documents", err=True)
+    if per_query:
+        width = max(5, *map(len, evaluation.per_query))
+        click.echo("query".ljust(width) + "".join(f"  {m:>10}" for m in metrics))
+        for qid, scores in evaluation.per_query.items():
+            click.echo(qid.ljust(width) + "".join(f"  {scores[m]:10.4f}" for m in metrics))
+        click.echo("mean".ljust(width) + "".join(f"  {evaluation.mean[m]:10.4f}" for m in metrics))
+    else:
+        width = max(map(len, metrics))
+        for m in metrics:
+            click.echo(f"{m:<{width}}  {evaluation.mean[m]:.4f}")
+    click.echo(f"{evaluation.queries:,} queries evaluated at depth {depth}", err=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,6 +537,52 @@ def verify(index):
     if damaged:
         raise click.ClickException(f"{index}: damaged sections: {', '.join(damaged)}; rebuild it with 'indexer build'")
     click.echo(f"{index}: OK ({sections} sections: {', '.join(SECTION_NAMES.values())})")
+
+
+@cli.command()
+@click.argument("corpus", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "-p", "--processes", "counts", default="1,2", show_default=True, help="Process counts to compare, e.g. 1,2,4,8."
+)
+@click.option("--chunk-size", type=SIZE, default=DEFAULT_CHUNK_SIZE, help="Bytes of input per task.  [default: 4MB]")
+@click.option("--memory", type=SIZE, default=DEFAULT_MEMORY, help="Memory budget of each build.  [default: 1GB]")
+@click.option("--positions/--no-positions", default=True, show_default=True, help="Store token positions.")
+@click.option("--tmp-dir", type=click.Path(file_okay=False, path_type=Path), help="Where the trial indexes go.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def bench(corpus, counts, chunk_size, memory, positions, tmp_dir, as_json):
+    """Build CORPUS with each process count and compare speed, memory and index size.
+
+    Example: indexer bench bench/data/synthetic-200MB -p 1,2,4
+    """
+    from indexer.bench import run_bench
+
+    try:
+        process_counts = [int(c) for c in counts.split(",")]
+        if not process_counts or min(process_counts) < 1:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"{counts!r} is not a list of process counts like 1,2,4", param_hint="-p") from None
+    options = BuildOptions(chunk_size=chunk_size, memory=memory, positions=positions)
+    with reported_errors():
+        report = run_bench(list(corpus), process_counts, options, tmp_dir)
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+        return
+    mb = report.bytes_read / 1e6
+    click.echo(
+        f"corpus {report.corpus}: {report.documents:,} documents, {mb:,.1f} MB, {report.tokens:,} tokens, "
+        f"{report.postings:,} postings"
+    )
+    click.echo(f"re.findall(r'\\w+', text.lower()) alone: {report.findall_mb_per_s:.1f} MB/s")
+    click.echo(f"open the index + a two-term query: {report.open_and_query_ms:.1f} ms")
+    click.echo("processes  seconds    MB/s  speedup  vs findall  serial share  peak RSS MB  bytes/posting  bytes/token")
+    for row in report.rows:
+        rss = f"{row.peak_rss_bytes / 1e6:11,.0f}" if row.peak_rss_bytes is not None else "          -"
+        click.echo(
+            f"{row.processes:>9}  {row.seconds:7.2f}  {row.mb_per_s:6.1f}  {row.speedup:7.2f}  "
+            f"{row.mb_per_s / report.findall_mb_per_s:10.2f}  {row.serial_share:12.1%}  {rss}  "
+            f"{row.bytes_per_posting:13.2f}  {row.bytes_per_token:11.2f}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,12 +2,15 @@
 
 Plain words rank every document that holds any of them (term at a time: only documents in the
 touched posting lists are scored); boolean operators and phrases first narrow the matching set
-(indexer.query), then BM25 over the query's positive terms ranks what matched.
+(indexer.query), then BM25 over the query's positive terms ranks what matched. A batch of queries
+runs through `Searcher.search_many`, and `evaluate_index` scores such a batch against qrels.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,8 +19,24 @@ import numpy as np
 
 from indexer import scoring
 from indexer.analysis import Analyzer, AnalyzerConfig
-from indexer.format import IndexReader
-from indexer.query import Bool, Term, match_docs, parse_query, query_terms
+from indexer.errors import QueryError
+from indexer.evaluate import Evaluation, evaluate, parse_metrics
+from indexer.format import IndexReader, Postings
+from indexer.query import Bool, Node, Term, match_docs, parse_query, query_terms
+from indexer.snippets import Snippet, SnippetMaker
+
+# Decoded postings and their BM25 weights are kept across the queries of a Searcher, up to about
+# this many postings (~24 bytes each): a batch's common terms are decoded once, as bm25s computes
+# every weight once at indexing time.
+CACHE_POSTINGS = 4_000_000
+CACHE_TERMS = 100_000
+
+
+@dataclass(frozen=True)
+class _Term:
+    postings: Postings
+    idf: float
+    weights: np.ndarray  # the BM25 weight of the term in each of postings.docs
 
 
 @dataclass(frozen=True)
@@ -26,6 +45,13 @@ class Hit:
     doc: str  # external id
     score: float
     doc_id: int  # internal dense id
+    snippet: Snippet | None = None  # only when asked for
+
+    def to_dict(self) -> dict:
+        row = {"rank": self.rank, "doc": self.doc, "score": self.score}
+        if self.snippet is not None:
+            row["snippet"] = self.snippet.marked()
+        return row
 
 
 @dataclass(frozen=True)
@@ -35,11 +61,7 @@ class SearchResult:
     hits: list[Hit]
 
     def to_dict(self) -> dict:
-        return {
-            "query": self.query,
-            "total_hits": self.total_hits,
-            "results": [{"rank": h.rank, "doc": h.doc, "score": h.score} for h in self.hits],
-        }
+        return {"query": self.query, "total_hits": self.total_hits, "results": [h.to_dict() for h in self.hits]}
 
 
 def open_index(path: Path) -> IndexReader:
@@ -54,6 +76,8 @@ class Searcher:
         self.reader = reader
         self.k1, self.b = k1, b
         self.analyzer = Analyzer(AnalyzerConfig.from_dict(reader.meta["analyzer"]))
+        self._cache: dict[str, _Term | None] = {}
+        self._cached_postings = 0
 
     @cached_property
     def _norms(self) -> np.ndarray:
@@ -64,41 +88,112 @@ class Searcher:
     def doc_count(self) -> int:
         return self.reader.doc_count
 
-    def postings(self, term: str):
-        return self.reader.postings(term)
+    def postings(self, term: str) -> Postings | None:
+        entry = self._term(term)
+        return None if entry is None else entry.postings
 
-    def search(self, query: str, k: int = 10) -> SearchResult:
-        """The top `k` documents for `query`; raises QueryError for a malformed query."""
-        node = parse_query(query)
+    def _term(self, term: str) -> _Term | None:
+        """The term's postings and weights (None: not in the index), from the cache when there."""
+        if term in self._cache:  # least recently used first: move a hit to the end
+            entry = self._cache[term] = self._cache.pop(term)
+            return entry
+        postings = self.reader.postings(term)
+        entry = None
+        if postings is not None:
+            idf = float(scoring.idf(len(postings.docs), self.reader.doc_count))
+            entry = _Term(postings, idf, scoring.term_scores(postings.tfs, self._norms[postings.docs], idf))
+            self._cached_postings += len(postings.docs)
+        while self._cache and (self._cached_postings > CACHE_POSTINGS or len(self._cache) >= CACHE_TERMS):
+            oldest = self._cache.pop(next(iter(self._cache)))
+            self._cached_postings -= 0 if oldest is None else len(oldest.postings.docs)
+        self._cache[term] = entry
+        return entry
+
+    @cached_property
+    def _snippets(self) -> SnippetMaker:
+        return SnippetMaker(self.reader, self.analyzer)
+
+    def search(self, query: str, k: int = 10, snippets: bool = False, syntax: bool = True) -> SearchResult:
+        """The top `k` documents for `query`, each with a snippet of its text if `snippets`.
+
+        `syntax=False` takes the query as plain words, operators and quotes included (natural
+        language queries of test collections). Raises QueryError for a malformed query. A snippet
+        whose source file moved or changed says so in its text (see indexer.snippets), never an error.
+        """
+        return self._search(query, _parse(query) if syntax else None, k, snippets)
+
+    def search_many(
+        self, queries: Iterable[tuple[str, str]], k: int = 10, snippets: bool = False, syntax: bool = True
+    ) -> Iterator[tuple[str, SearchResult]]:
+        """Answer (query id, text) pairs in order, yielding (query id, result) for each.
+
+        Every query is parsed before the first result is yielded, so a malformed one raises
+        QueryError naming its id (`query 'q7': ...`) before any output exists. `snippets` and
+        `syntax` are as for `search`.
+        """
+        parsed: list[tuple[str, str, Node | None]] = []
+        for qid, text in queries:
+            try:
+                parsed.append((qid, text, _parse(text) if syntax else None))
+            except QueryError as err:
+                raise QueryError(f"query {qid!r}: {err}") from None
+        return ((qid, self._search(text, node, k, snippets)) for qid, text, node in parsed)
+
+    def _search(self, query: str, node: Node | None, k: int, snippets: bool) -> SearchResult:
         n = self.reader.doc_count
-        if _is_plain(node):
+        if node is None:
             # bag of words: a word repeated in the query counts again, as in Lucene and bm25s
             weights = Counter(self.analyzer.terms(query))
             matched = None
         else:
             weights = Counter(query_terms(node, self.analyzer.terms))
             matched = match_docs(node, self, self.analyzer.terms)
-        scores = np.zeros(n, dtype=np.float64)
-        hit = np.zeros(n, dtype=bool)
+        idfs = dict.fromkeys(weights, 0.0)  # snippets weigh the terms by idf
+        docs, contributions = [], []
         for term, times in weights.items():
-            postings = self.reader.postings(term)
-            if postings is None:
+            entry = self._term(term)
+            if entry is None:
                 continue
-            docs = postings.docs
-            term_idf = scoring.idf(len(docs), n) * times
-            scores[docs] += scoring.term_scores(postings.tfs, self._norms[docs], term_idf)
-            hit[docs] = True
-        candidates = np.flatnonzero(hit) if matched is None else np.asarray(matched, dtype=np.int64)
+            idfs[term] = entry.idf
+            docs.append(entry.postings.docs)
+            contributions.append(entry.weights if times == 1 else entry.weights * times)
+        if docs:  # one pass over all the postings; per doc, terms are still added in query order
+            scores = np.bincount(np.concatenate(docs), np.concatenate(contributions), minlength=n)
+        else:
+            scores = np.zeros(n, dtype=np.float64)
+        # every BM25 weight is > 0 (idf > 0, tf >= 1), so the docs holding a term are the nonzero scores
+        candidates = np.flatnonzero(scores) if matched is None else np.asarray(matched, dtype=np.int64)
         top = _top_k(candidates, scores[candidates], k)
         hits = [
-            Hit(rank=i + 1, doc=self.reader.doc_name(int(d)), score=float(scores[d]), doc_id=int(d))
+            Hit(
+                rank=i + 1,
+                doc=self.reader.doc_name(d),
+                score=float(scores[d]),
+                doc_id=d,
+                snippet=self._snippets.snippet(d, idfs) if snippets else None,
+            )
             for i, d in enumerate(top.tolist())
         ]
         return SearchResult(query, len(candidates), hits)
 
 
-def _is_plain(node) -> bool:
-    """A query of plain words only (no operators, phrases, +/-): pure ranked retrieval."""
+# Quotes and parentheses, or + or - at the start of a word: the only marks the parser reads
+# besides the operator words; without any of them a query is plain words.
+_SYNTAX = re.compile(r'["()]|(?<!\S)[+-]')
+_OPERATORS = frozenset({"AND", "OR", "NOT"})
+
+
+def _parse(query: str) -> Node | None:
+    """The query's tree, or None for plain words only (no operators, phrases, +/-, groups): pure
+    ranked retrieval. Most queries are plain, and the check is ten times cheaper than parsing.
+    Raises QueryError for a malformed query."""
+    if query.strip() and not _SYNTAX.search(query) and _OPERATORS.isdisjoint(query.split()):
+        return None
+    node = parse_query(query)
+    return None if _is_plain(node) else node
+
+
+def _is_plain(node: Node) -> bool:
     if isinstance(node, Term):
         return True
     return isinstance(node, Bool) and all(c.occur == "should" and isinstance(c.node, Term) for c in node.clauses)
@@ -120,3 +215,29 @@ def search(
     """Open `index`, answer one query, close it."""
     with open_index(index) as reader:
         return Searcher(reader, k1, b).search(query, k)
+
+
+def evaluate_index(
+    reader: IndexReader,
+    queries: Iterable[tuple[str, str]],
+    qrels: Mapping[str, Mapping[str, int]],
+    metrics: Sequence[str],
+    depth: int = 1000,
+    k1: float = scoring.DEFAULT_K1,
+    b: float = scoring.DEFAULT_B,
+    syntax: bool = False,
+) -> Evaluation:
+    """Run every (query id, text) to `depth` hits on `reader` and score the run against `qrels`.
+
+    Queries are plain words unless `syntax` (test-collection queries are natural language, with
+    stray quotes and parentheses). Metrics are names as indexer.evaluate.parse_metrics accepts
+    ("ndcg@10", "map", ...), checked before any query runs. Raises IndexerError for an unknown
+    metric or qrels without a relevant document, QueryError naming the query id for a malformed
+    query (with `syntax`).
+    """
+    for metric in metrics:
+        parse_metrics(metric)
+    searcher = Searcher(reader, k1, b)
+    results = searcher.search_many(queries, depth, syntax=syntax)
+    run = {qid: [hit.doc for hit in result.hits] for qid, result in results}
+    return evaluate(run, qrels, metrics)

@@ -1,0 +1,148 @@
+"""Snippets: the passage of a hit's text that best shows why it matched, query terms marked.
+
+The index keeps no text, only where each document came from (file, byte offset, byte length);
+a snippet reads those bytes back (corpus.read_source; a JSONL or TREC record is turned into text
+by the corpus reader's own field logic), re-analyzes them with the index's analyzer and picks the window
+of about WINDOW words whose distinct query terms weigh most (weights: the terms' idf, so a rare
+term outweighs "the"). A source that moved or changed gives a snippet saying so, never an error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from indexer.analysis import WORD_RE, Analyzer
+from indexer.corpus import ReadOptions, read_source, record_id_and_text, trec_id_and_text
+
+WINDOW = 30  # words shown, counting the lead-in
+LEAD = 3  # words shown before the first query term of the window, for context
+ELLIPSIS = "..."
+_SPACE_RE = re.compile(r"\s+")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # never pass terminal escapes through
+_TREC_RE = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<DOC>.*</DOC>\s*\Z", re.IGNORECASE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """A short passage as (text, is a query term) parts; `missing_source` names a source file that
+    has moved or changed since the build (the parts then say so)."""
+
+    parts: tuple[tuple[str, bool], ...]
+    missing_source: str | None = None
+
+    def marked(self, start: str = "**", end: str = "**") -> str:
+        """The passage as one string, query terms between `start` and `end`."""
+        return "".join(f"{start}{text}{end}" if hit else text for text, hit in self.parts)
+
+
+class SnippetMaker:
+    """Makes snippets for the documents of one open index. `reader` needs `doc_source(doc)`,
+    `doc_name(doc)` and `meta`; `analyzer` must be the index's own, so that words match query
+    terms. The JSONL fields and encoding are the build's when its meta records them ("read")."""
+
+    def __init__(self, reader, analyzer: Analyzer, options: ReadOptions | None = None):
+        self.reader = reader
+        self.analyzer = analyzer
+        self.options = options or _read_options(getattr(reader, "meta", {}))
+
+    def snippet(self, doc: int, terms: Mapping[str, float]) -> Snippet:
+        """The snippet of doc `doc` for the (analyzed) query terms, each with its weight (idf)."""
+        path, offset, length = self.reader.doc_source(doc)
+        text = self._source_text(path, offset, length, self.reader.doc_name(doc))
+        if text is None:
+            return Snippet(((f"[source not available: {path} moved or changed]", False),), missing_source=path)
+        return Snippet(best_passage(text, terms, self.analyzer))
+
+    def _source_text(self, path: str, offset: int, length: int, name: str) -> str | None:
+        """The document's indexed text, or None when its bytes are no longer where the index says."""
+        start = max(0, offset - 1)  # one byte before the record and one after it, to check its edges
+        try:
+            data = read_source(path, start, length + 1 + (offset - start))
+        except (OSError, EOFError, zlib.error):
+            return None
+        before, data, after = (data[:1], data[1:], data[1 + length :]) if offset else (b"\n", data, data[length:])
+        data = data[:length]
+        if len(data) < length:
+            return None
+        text = None
+        if data.lstrip().startswith(b"{") and before == b"\n" and after in (b"", b"\n", b"\r"):
+            # a JSONL record must still be a whole line, and its id the document's name
+            text = self._record_text(data, name)
+        elif _TREC_RE.match(data):
+            doc_id, record_text = trec_id_and_text(data.decode(self.options.encoding, "replace"))
+            text = record_text if doc_id == name else None
+        if text is None and offset == 0 and after == b"":  # a whole text file, of the indexed length
+            text = data.decode(self.options.encoding, "replace")
+        return text
+
+    def _record_text(self, data: bytes, name: str) -> str | None:
+        try:
+            record = json.loads(data.decode(self.options.encoding, "replace"))
+        except ValueError:
+            return None
+        if not isinstance(record, dict):
+            return None
+        doc_id, text = record_id_and_text(record, self.options)
+        return text if doc_id == name else None
+
+
+def best_passage(text: str, terms: Mapping[str, float], analyzer: Analyzer) -> tuple[tuple[str, bool], ...]:
+    """The ~WINDOW-word passage of `text` whose distinct `terms` have the largest total weight
+    (ties: the earliest), as (text, is a query term) parts; every word that analyzes to one of
+    `terms` is marked. Whitespace runs become one space; "..." marks a cut."""
+    words: list[tuple[int, int, frozenset[str]]] = []  # (start, end, query terms it holds)
+    for match in WORD_RE.finditer(text):
+        # one match may lower-case into several words (a rare combining mark); they share its span
+        found = {analyzer.term(w) for w in WORD_RE.findall(match.group().lower())} & terms.keys()
+        words.append((match.start(), match.end(), frozenset(found)))
+    if not words:
+        return ((_clean(text[:200]), False),) if text.strip() else ()
+    # Slide a window of WINDOW - LEAD words over the text, counting the query terms inside it;
+    # a window starting on a query term is a candidate. fsum makes equal term sets weigh equal.
+    best_start, best_weight = -1, 0.0
+    inside: dict[str, int] = {}
+    end = 0
+    for i, (_, _, found) in enumerate(words):
+        while end < min(len(words), i + WINDOW - LEAD):
+            for term in words[end][2]:
+                inside[term] = inside.get(term, 0) + 1
+            end += 1
+        if found:
+            weight = math.fsum(terms[t] for t in inside)
+            if best_start < 0 or weight > best_weight:
+                best_start, best_weight = i, weight
+        for term in found:
+            inside[term] -= 1
+            if not inside[term]:
+                del inside[term]
+    first = max(0, best_start - LEAD)
+    first = max(0, min(first, len(words) - WINDOW))
+    last = min(len(words), first + WINDOW)
+    parts: list[tuple[str, bool]] = [(ELLIPSIS + " ", False)] if first > 0 else []
+    for i in range(first, last):
+        start, end, found = words[i]
+        if i > first:
+            parts.append((_clean(text[words[i - 1][1] : start]), False))
+        parts.append((_clean(text[start:end]), bool(found)))
+    if last < len(words):
+        parts.append((" " + ELLIPSIS, False))
+    return tuple(parts)
+
+
+def _clean(text: str) -> str:
+    return _CONTROL_RE.sub(" ", _SPACE_RE.sub(" ", text))
+
+
+def _read_options(meta: dict) -> ReadOptions:
+    read = meta.get("read") or {}
+    defaults = ReadOptions()
+    return ReadOptions(
+        id_fields=tuple(read.get("id_fields", defaults.id_fields)),
+        text_fields=tuple(read.get("text_fields", defaults.text_fields)),
+        encoding=str(read.get("encoding", defaults.encoding)),
+    )

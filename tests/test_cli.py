@@ -1,0 +1,258 @@
+"""CLI: exit codes, stdout vs stderr, --json, and real processes (a killed worker, Ctrl-C)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_corpus
+
+from indexer.cli import cli
+
+COMMANDS = ["build", "search", "postings", "stats", "verify", "eval", "bench"]
+
+
+def test_help_lists_every_command(runner):
+    result = runner.invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert f"  {name} " in result.stdout
+    version = runner.invoke(cli, ["--version"])
+    assert version.exit_code == 0 and "indexer, version" in version.stdout
+
+
+def test_build_search_postings_stats_verify(runner, small_corpus, tmp_path):
+    out = tmp_path / "x.idx"
+    result = runner.invoke(
+        cli, ["build", str(small_corpus), "-o", str(out), "-p", "2", "--json"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    for key in ("documents", "terms", "postings", "tokens", "bytes_read", "seconds", "processes", "skipped", "index"):
+        assert key in summary
+    assert summary["documents"] == 40 and summary["index"] == str(out)
+
+    result = runner.invoke(cli, ["search", str(out), "parallel merge", "--json", "-k", "3"], catch_exceptions=False)
+    assert result.exit_code == 0
+    found = json.loads(result.stdout)
+    assert found["query"] == "parallel merge" and len(found["results"]) == 3
+    assert [r["rank"] for r in found["results"]] == [1, 2, 3]
+    scores = [r["score"] for r in found["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+    result = runner.invoke(cli, ["postings", str(out), "Merging", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0
+    postings = json.loads(result.stdout)
+    assert postings["term"] == "merg" and postings["df"] == len(postings["postings"]) > 0
+
+    result = runner.invoke(cli, ["stats", str(out), "--json"], catch_exceptions=False)
+    stats = json.loads(result.stdout)
+    assert stats["documents"] == 40 and stats["format_version"] == 1
+    assert stats["bytes_per_token_without_positions"] < stats["bytes_per_token"]
+
+    result = runner.invoke(cli, ["verify", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0 and "OK" in result.stdout
+
+
+def test_plain_output_has_results_on_stdout_and_messages_on_stderr(runner, small_index):
+    result = runner.invoke(cli, ["search", str(small_index), "merge"], catch_exceptions=False)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines and lines[0].split()[0] == "1"
+    assert "matching documents" in result.stderr and "matching" not in result.stdout
+
+
+def test_search_with_no_hits_exits_zero(runner, small_index):
+    result = runner.invoke(cli, ["search", str(small_index), "zzzunknown", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {"query": "zzzunknown", "total_hits": 0, "results": []}
+
+
+def _one_line_error(result, code: int, *needles: str) -> None:
+    assert result.exit_code == code, result.output
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_missing_corpus_path(runner, tmp_path):
+    result = runner.invoke(cli, ["build", str(tmp_path / "nope"), "-o", str(tmp_path / "x.idx")])
+    _one_line_error(result, 1, "nope", "no such file")
+
+
+def test_empty_corpus(runner, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(cli, ["build", str(tmp_path / "empty"), "-o", str(tmp_path / "x.idx")])
+    _one_line_error(result, 1, "nothing to index")
+
+
+def test_unwritable_output_folder(runner, small_corpus, tmp_path):
+    if os.geteuid() == 0:  # root may write anywhere on a normal file system, but not into /proc
+        target = Path("/proc/indexer-test/x.idx")
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        target = locked / "x.idx"
+    result = runner.invoke(cli, ["build", str(small_corpus), "-o", str(target)])
+    _one_line_error(result, 1, str(target))
+    assert not target.exists()
+
+
+def test_file_that_is_not_an_index(runner, tmp_path):
+    bad = tmp_path / "bad.idx"
+    bad.write_bytes(b"not an index at all, just some text" * 10)
+    for command in (["stats", str(bad)], ["search", str(bad), "x"], ["verify", str(bad)], ["postings", str(bad), "x"]):
+        _one_line_error(runner.invoke(cli, command), 1, "bad.idx", "not an index")
+
+
+def test_verify_names_damaged_section(runner, small_index, tmp_path):
+    data = bytearray(small_index.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    damaged = tmp_path / "damaged.idx"
+    damaged.write_bytes(bytes(data))
+    result = runner.invoke(cli, ["verify", str(damaged)])
+    _one_line_error(result, 1, "damaged sections:")
+
+
+def test_conflicting_options_are_usage_errors(runner, small_corpus, tmp_path):
+    result = runner.invoke(cli, ["build", str(small_corpus), "--sequential", "-p", "2"])
+    assert result.exit_code == 2 and "contradict" in result.stderr
+    result = runner.invoke(cli, ["build", str(small_corpus), "--chunk-size", "lots"])
+    assert result.exit_code == 2 and "not a size" in result.stderr
+
+
+def test_malformed_query_exits_2_with_one_line(runner, small_index):
+    result = runner.invoke(cli, ["search", str(small_index), '"unbalanced'])
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0 and "column 1" in result.stderr
+
+
+def test_default_output_name_is_corpus_name_in_current_folder(runner, small_corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["build", str(small_corpus), "-q"], catch_exceptions=False)
+    assert result.exit_code == 0 and result.stdout == "" and result.stderr == ""
+    assert (tmp_path / "corpus.idx").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# Real processes
+
+
+def _indexer_command() -> list[str]:
+    script = Path(sys.executable).with_name("indexer")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "indexer"]
+
+
+def test_real_subprocess_build_and_search(small_corpus, tmp_path):
+    out = tmp_path / "x.idx"
+    build = subprocess.run(
+        [*_indexer_command(), "build", str(small_corpus), "-o", str(out), "-p", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert build.returncode == 0, build.stderr
+    assert build.stdout == "" and "Indexed 40 documents" in build.stderr
+    search = subprocess.run(
+        [*_indexer_command(), "search", str(out), "river", "-k", "2"], capture_output=True, text=True, timeout=60
+    )
+    assert search.returncode == 0 and len(search.stdout.splitlines()) == 2
+
+
+def _big_corpus(root: Path, files: int = 120, words_per_file: int = 40_000) -> Path:
+    """About 30 MB of random words: enough work that a build is still running when we interrupt it."""
+    rng = np.random.default_rng(0)
+    vocab = np.array(["".join(rng.choice(list("abcdefghij"), size=rng.integers(2, 9))) for _ in range(5000)])
+    for i in range(files):
+        write_corpus(root, {f"f{i:03d}.txt": " ".join(rng.choice(vocab, size=words_per_file))})
+    return root
+
+
+def _descendants(pid: int) -> list[int]:
+    """Pids of every process below `pid` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def _start_build(corpus: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*_indexer_command(), "build", str(corpus), "-o", str(out), "-p", "2", "--chunk-size", "256KB"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_workers(proc: subprocess.Popen, count: int) -> list[int]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        pids = _descendants(proc.pid)
+        if len(pids) >= count:
+            return pids
+        time.sleep(0.02)
+    pytest.fail("the build's worker processes never appeared")
+
+
+def _assert_clean(folder: Path, expected: set[str]) -> None:
+    assert {p.name for p in folder.iterdir()} == expected
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker pids through Linux /proc")
+def test_killed_worker_fails_the_build_quickly(tmp_path):
+    corpus = _big_corpus(tmp_path / "corpus")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "x.idx"
+    out.write_bytes(b"previous index")
+    proc = _start_build(corpus, out)
+    pids = _wait_for_workers(proc, 3)  # forkserver + 2 workers
+    time.sleep(0.3)
+    os.kill(pids[-1], signal.SIGKILL)
+    started = time.monotonic()
+    _, stderr = proc.communicate(timeout=60)
+    assert time.monotonic() - started < 30
+    assert proc.returncode == 1, stderr
+    assert "worker process died" in stderr and "Traceback" not in stderr
+    assert out.read_bytes() == b"previous index"
+    _assert_clean(out_dir, {"x.idx"})
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker pids through Linux /proc")
+def test_ctrl_c_leaves_previous_index_and_no_temporary_files(tmp_path):
+    corpus = _big_corpus(tmp_path / "corpus")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "x.idx"
+    out.write_bytes(b"previous index")
+    proc = _start_build(corpus, out)
+    _wait_for_workers(proc, 3)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1, stderr
+    assert "Aborted" in stderr and "Traceback" not in stderr
+    assert out.read_bytes() == b"previous index"
+    _assert_clean(out_dir, {"x.idx"})
