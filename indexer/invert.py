@@ -23,7 +23,8 @@ from indexer.corpus import Chunk, ReadOptions, SkipLog, read_piece
 BYTES_PER_BUFFERED_TOKEN = 64
 SAMPLE_POINTS = 64  # term-range sample points per run, for planning the parallel merge
 
-_analyzers: dict[AnalyzerConfig, Analyzer] = {}  # per process: keeps each analyzer's word cache warm
+# per process: each analyzer's vocabulary, kept from chunk to chunk
+_vocabularies: dict[AnalyzerConfig, _Vocabulary] = {}
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,10 @@ class RunSummary:
     sample: list[tuple[str, int]] = field(default_factory=list)  # (term, weight since previous point)
 
 
-def _analyzer(config: AnalyzerConfig) -> Analyzer:
-    if config not in _analyzers:
-        _analyzers[config] = Analyzer(config)
-    return _analyzers[config]
+def _vocabulary(config: AnalyzerConfig) -> _Vocabulary:
+    if config not in _vocabularies or _vocabularies[config].full:
+        _vocabularies[config] = _Vocabulary(Analyzer(config))
+    return _vocabularies[config]
 
 
 # ASCII documents skip the per-token Python work: a numpy pass finds word boundaries in the bytes
@@ -66,19 +67,84 @@ _WORD_BYTE[np.frombuffer(b"0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP
 _POWERS = np.cumprod(np.full(MAX_HASHED_WORD, 0x9E3779B97F4A7C15, dtype=np.uint64))  # P**1 .. P**64
 
 
-class _Buffer:
-    """Tokens of consecutive documents of one chunk, as dense chunk-local word numbers."""
+class _Vocabulary:
+    """The words one worker process has seen, across chunks: word number -> term number, and the
+    hashes of ASCII words. Words it knows cost no Python work in later chunks."""
 
-    def __init__(self, first_doc: int):
+    MAX_WORDS = 2_000_000  # start afresh past this, so a worker's memory stays bounded
+
+    def __init__(self, analyzer: Analyzer):
+        self.analyzer = analyzer
+        self.words: dict[str, int] = {}
+        self.word_terms = np.zeros(0, dtype=np.int32)  # word number -> term number (-1: not indexed)
+        self.terms: list[bytes] = []  # UTF-8, as runs store them (byte order = code point order)
+        self._term_numbers: dict[str, int] = {}
+        self.hash_keys = np.zeros(0, dtype=np.uint64)  # sorted hashes of the ASCII words seen
+        self.hash_words = np.zeros(0, dtype=np.int32)  # their word numbers
+
+    @property
+    def full(self) -> bool:
+        return len(self.words) > self.MAX_WORDS
+
+    def add(self, new_words: list[str]) -> None:
+        """Number words not seen before (all of `new_words` are new) and analyze them in one batch."""
+        first = len(self.words)
+        self.words.update(zip(new_words, range(first, first + len(new_words))))
+        numbers = self._term_numbers
+        terms = self.analyzer.term_list(new_words)
+        for term in terms:
+            if term and term not in numbers:
+                numbers[term] = len(self.terms)
+                self.terms.append(term.encode("utf-8"))
+        numbers[""] = -1
+        mapped = np.fromiter(map(numbers.__getitem__, terms), np.int32, len(terms))
+        self.word_terms = np.concatenate((self.word_terms, mapped))
+
+    def numbers_of(self, words: list[str]) -> np.ndarray:
+        """Word numbers of the tokens of one document (the `re` path)."""
+        known = self.words
+        new = [w for w in dict.fromkeys(words) if w not in known]
+        if new:
+            self.add(new)
+        return np.fromiter(map(known.__getitem__, words), np.int32, len(words))
+
+    def numbers_of_hashed(self, hashes: np.ndarray, data: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Word numbers of hashed tokens: distinct hashes are looked up among the words seen
+        before, and only the new ones become Python strings."""
+        unique, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+        keys = self.hash_keys
+        numbers = np.empty(len(unique), dtype=np.int32)
+        if len(keys):
+            at = np.minimum(np.searchsorted(keys, unique), len(keys) - 1)
+            known = keys[at] == unique
+            numbers[known] = self.hash_words[at[known]]
+            new = np.flatnonzero(~known)
+        else:
+            new = np.arange(len(unique))
+        if len(new):
+            spans = zip(starts[first[new]].tolist(), ends[first[new]].tolist())
+            strings = [data[s:e].decode("ascii") for s, e in spans]
+            unseen = [w for w in strings if w not in self.words]  # seen before through the `re` path?
+            if unseen:
+                self.add(unseen)
+            numbers[new] = np.fromiter(map(self.words.__getitem__, strings), np.int32, len(strings))
+            at = np.searchsorted(keys, unique[new])
+            self.hash_keys = np.insert(keys, at, unique[new])
+            self.hash_words = np.insert(self.hash_words, at, numbers[new])
+        return numbers[inverse.ravel()]
+
+
+class _Buffer:
+    """Tokens of consecutive documents of one chunk, as the process vocabulary's word numbers."""
+
+    def __init__(self, vocabulary: _Vocabulary, first_doc: int):
+        self.vocabulary = vocabulary
         self.first_doc = first_doc
-        self.vocab: dict[str, int] = {}
         self.word_ids: list[np.ndarray] = []  # int32 word numbers, in token order
         self.doc_words = array("q")  # words per document
         self.tokens = 0
         self._pending: list[bytes] = []  # lower-cased ASCII documents not yet tokenized
         self._pending_bytes = 0
-        self._hash_keys = np.zeros(0, dtype=np.uint64)  # sorted hashes of the ASCII words seen so far
-        self._hash_ids = np.zeros(0, dtype=np.int32)  # their word numbers
 
     def add(self, text: str) -> None:
         if text.isascii():
@@ -101,12 +167,8 @@ class _Buffer:
         self.tokens = sum(map(len, self.word_ids))
 
     def _add_words(self, docs: list[list[str]]) -> None:
-        vocab = self.vocab
         for words in docs:
-            for w in dict.fromkeys(words):
-                if w not in vocab:
-                    vocab[w] = len(vocab)
-            self.word_ids.append(np.fromiter(map(vocab.__getitem__, words), np.int32, len(words)))
+            self.word_ids.append(self.vocabulary.numbers_of(words))
             self.doc_words.append(len(words))
             self.tokens += len(words)
 
@@ -131,22 +193,7 @@ class _Buffer:
         sums = np.concatenate((np.zeros(1, dtype=np.uint64), np.cumsum(weighted, dtype=np.uint64)))
         bounds = np.concatenate(([0], np.cumsum(lengths)))
         hashes = sums[bounds[1:]] - sums[bounds[:-1]]
-        unique, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
-        # words seen in earlier slices are found by hash; only new ones become Python strings
-        at = np.minimum(np.searchsorted(self._hash_keys, unique), max(0, len(self._hash_keys) - 1))
-        known = self._hash_keys[at] == unique if len(self._hash_keys) else np.zeros(len(unique), dtype=bool)
-        ids = np.empty(len(unique), dtype=np.int32)
-        ids[known] = self._hash_ids[at[known]]
-        new = np.flatnonzero(~known)
-        vocab = self.vocab
-        spans = zip(starts[first[new]].tolist(), ends[first[new]].tolist())
-        ids[new] = np.fromiter(
-            (vocab.setdefault(data[s:e].decode("ascii"), len(vocab)) for s, e in spans), np.int32, len(new)
-        )
-        keys = np.concatenate((self._hash_keys, unique[new]))
-        order = np.argsort(keys, kind="stable")
-        self._hash_keys, self._hash_ids = keys[order], np.concatenate((self._hash_ids, ids[new]))[order]
-        self.word_ids.append(ids[inverse.ravel()])
+        self.word_ids.append(self.vocabulary.numbers_of_hashed(hashes, data, starts, ends))
         doc_bounds = np.cumsum([len(d) + 1 for d in docs]) - 1  # byte after each document
         counts = np.diff(np.concatenate(([0], np.searchsorted(starts, doc_bounds))))
         self.doc_words.extend(counts.tolist())
@@ -158,7 +205,7 @@ def invert_chunk(chunk: Chunk, settings: InvertSettings, run_dir: str) -> RunSum
 
     Bad documents are skipped and counted in the summary. OSError from `run_dir` propagates.
     """
-    analyzer = _analyzer(settings.analyzer)
+    vocabulary = _vocabulary(settings.analyzer)
     log = SkipLog()
     base = Path(run_dir, f"chunk-{chunk.number:06d}")
     names: list[str] = []
@@ -167,7 +214,7 @@ def invert_chunk(chunk: Chunk, settings: InvertSettings, run_dir: str) -> RunSum
     runs: list[str] = []
     sample: list[tuple[str, int]] = []
     max_tokens = max(1000, settings.memory_per_worker // BYTES_PER_BUFFERED_TOKEN)
-    buf = _Buffer(0)
+    buf = _Buffer(vocabulary, 0)
     bytes_read = 0
     for piece in chunk.pieces:
         for doc in read_piece(piece, settings.read, log):
@@ -176,10 +223,10 @@ def invert_chunk(chunk: Chunk, settings: InvertSettings, run_dir: str) -> RunSum
             names.append(doc.name)
             sources.extend((doc.file_no, doc.offset, doc.length))
             if buf.tokens >= max_tokens:
-                lengths.extend(_flush(buf, analyzer, settings.positions, f"{base}-{len(runs):03d}", runs, sample))
-                buf = _Buffer(len(names))
+                lengths.extend(_flush(buf, settings.positions, f"{base}-{len(runs):03d}", runs, sample))
+                buf = _Buffer(vocabulary, len(names))
     if not buf.empty:
-        lengths.extend(_flush(buf, analyzer, settings.positions, f"{base}-{len(runs):03d}", runs, sample))
+        lengths.extend(_flush(buf, settings.positions, f"{base}-{len(runs):03d}", runs, sample))
     docs_path = f"{base}-docs.npz"
     name_bytes = [n.encode("utf-8", "backslashreplace") for n in names]
     np.savez(
@@ -202,18 +249,22 @@ def invert_chunk(chunk: Chunk, settings: InvertSettings, run_dir: str) -> RunSum
     )
 
 
-def _flush(buf: _Buffer, analyzer: Analyzer, positions: bool, path: str, runs: list, sample: list) -> np.ndarray:
+def _flush(buf: _Buffer, positions: bool, path: str, runs: list, sample: list) -> np.ndarray:
     """Invert the buffered documents into a run folder at `path`; returns their lengths in terms."""
     buf.finish()
     n = buf.tokens
-    words = list(buf.vocab)
-    # word number -> term rank in the sorted term list of this run (-1: not indexed)
-    word_terms = analyzer.term_list(words)
-    terms = sorted(set(word_terms) - {""})
-    rank = dict(zip(terms, range(len(terms))))
-    rank[""] = -1
-    word_rank = np.fromiter(map(rank.__getitem__, word_terms), np.int32, len(words))
-    tok_term = word_rank[np.concatenate(buf.word_ids)] if buf.word_ids else np.zeros(0, np.int32)
+    vocabulary = buf.vocabulary
+    tok_word = np.concatenate(buf.word_ids) if buf.word_ids else np.zeros(0, np.int32)
+    tok_term = vocabulary.word_terms[tok_word]  # process term numbers, -1: not indexed
+    # this run's terms in sorted order, and each process term number's rank among them
+    used = np.flatnonzero(np.bincount(tok_term + 1, minlength=len(vocabulary.terms) + 1)[1:])
+    all_terms = vocabulary.terms
+    used_terms = [all_terms[i] for i in used.tolist()]
+    order = sorted(range(len(used_terms)), key=used_terms.__getitem__)
+    term_bytes = [used_terms[i] for i in order]
+    rank = np.full(len(all_terms) + 1, -1, dtype=np.int32)  # the last slot serves -1
+    rank[used[order]] = np.arange(len(term_bytes), dtype=np.int32)
+    tok_term = rank[tok_term]
     doc_words = np.frombuffer(buf.doc_words, dtype=np.int64)
     ndocs = len(doc_words)
     tok_doc = np.repeat(np.arange(ndocs, dtype=np.int32), doc_words)
@@ -226,7 +277,9 @@ def _flush(buf: _Buffer, analyzer: Analyzer, positions: bool, path: str, runs: l
     if not keep.all():
         tok_term, tok_doc = tok_term[keep], tok_doc[keep]
         tok_pos = None if tok_pos is None else tok_pos[keep]
-    order = np.argsort(tok_term, kind="stable")  # keeps doc, then position order within a term
+    # stable sort by term (doc, then position order kept within a term): sorting (term << 32 | index)
+    # keys was faster here than a stable argsort
+    order = (np.sort((tok_term.astype(np.int64) << 32) | np.arange(len(tok_term), dtype=np.int64)) & 0xFFFFFFFF)
     t, d = tok_term[order], tok_doc[order]
     new_posting = np.empty(len(t), dtype=bool)
     new_posting[:1] = True
@@ -235,12 +288,11 @@ def _flush(buf: _Buffer, analyzer: Analyzer, positions: bool, path: str, runs: l
     starts = np.flatnonzero(new_posting)
     tfs = np.diff(np.append(starts, len(t))).astype(np.uint32)
     post_term = t[starts]
-    df = np.bincount(post_term, minlength=len(terms)).astype(np.int64)
-    cf = np.bincount(post_term, weights=tfs, minlength=len(terms)).astype(np.int64)
+    df = np.bincount(post_term, minlength=len(term_bytes)).astype(np.int64)
+    cf = np.bincount(post_term, weights=tfs, minlength=len(term_bytes)).astype(np.int64)
     os.makedirs(path, exist_ok=True)  # a task rerun after its worker died overwrites the dead attempt's files
-    term_bytes = [s.encode("utf-8") for s in terms]
     arrays = {
-        "term_lengths": np.fromiter(map(len, term_bytes), np.int64, len(terms)),
+        "term_lengths": np.fromiter(map(len, term_bytes), np.int64, len(term_bytes)),
         "terms": np.frombuffer(b"".join(term_bytes), dtype=np.uint8),
         "df": df,
         "cf": cf,
@@ -260,7 +312,7 @@ def _flush(buf: _Buffer, analyzer: Analyzer, positions: bool, path: str, runs: l
         picks = np.unique(np.searchsorted(cum, np.arange(step, int(cum[-1]) + 1, step)))
         prev = 0
         for i in picks.tolist():
-            i = min(i, len(terms) - 1)
-            sample.append((terms[i], int(cum[i]) - prev))
+            i = min(i, len(term_bytes) - 1)
+            sample.append((term_bytes[i].decode("utf-8"), int(cum[i]) - prev))
             prev = int(cum[i])
     return doc_lengths
