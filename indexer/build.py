@@ -29,7 +29,7 @@ from indexer.merge import RangeSummary, TermRange, merge_range, plan_ranges, seg
 
 DEFAULT_CHUNK_SIZE = 4 << 20
 DEFAULT_MEMORY = 1 << 30
-BYTES_PER_MERGED_POSTING = 40  # peak merge memory per posting + position in a range (measured)
+BYTES_PER_MERGED_POSTING = 120  # peak worker RSS growth per posting + position of a range (measured)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,11 @@ import numpy as np
 from indexer.analysis import WORD_RE, Analyzer, AnalyzerConfig
 from indexer.corpus import Chunk, ReadOptions, SkipLog, read_piece
 
-# Bytes of worker memory one buffered token costs at its peak during inversion (measured; see
-# docs/ARCHITECTURE.md): used to turn a memory share into a flush threshold.
-BYTES_PER_BUFFERED_TOKEN = 64
+# How a worker spends its memory share: a quarter on the vocabulary it keeps across chunks, the
+# rest on buffered tokens. The per-item costs are peaks measured on the synthetic corpus (RSS of a
+# worker while inverting); they turn the share into a word limit and a flush threshold.
+BYTES_PER_BUFFERED_TOKEN = 100
+BYTES_PER_VOCABULARY_WORD = 250
 SAMPLE_POINTS = 64  # term-range sample points per run, for planning the parallel merge
 
 # per process: each analyzer's vocabulary, kept from chunk to chunk
@@ -50,9 +52,10 @@ class RunSummary:
     sample: list[tuple[str, int]] = field(default_factory=list)  # (term, weight since previous point)
 
 
-def _vocabulary(config: AnalyzerConfig) -> _Vocabulary:
-    if config not in _vocabularies or _vocabularies[config].full:
-        _vocabularies[config] = _Vocabulary(Analyzer(config))
+def _vocabulary(config: AnalyzerConfig, max_words: int) -> _Vocabulary:
+    if config not in _vocabularies or _vocabularies[config].full or _vocabularies[config].max_words != max_words:
+        _vocabularies.clear()  # one analyzer per build: drop the others' memory too
+        _vocabularies[config] = _Vocabulary(Analyzer(config), max_words)
     return _vocabularies[config]
 
 
@@ -71,10 +74,9 @@ class _Vocabulary:
     """The words one worker process has seen, across chunks: word number -> term number, and the
     hashes of ASCII words. Words it knows cost no Python work in later chunks."""
 
-    MAX_WORDS = 2_000_000  # start afresh past this, so a worker's memory stays bounded
-
-    def __init__(self, analyzer: Analyzer):
+    def __init__(self, analyzer: Analyzer, max_words: int):
         self.analyzer = analyzer
+        self.max_words = max_words  # start afresh past this, so a worker's memory stays bounded
         self.words: dict[str, int] = {}
         self.word_terms = np.zeros(0, dtype=np.int32)  # word number -> term number (-1: not indexed)
         self.terms: list[bytes] = []  # UTF-8, as runs store them (byte order = code point order)
@@ -84,7 +86,7 @@ class _Vocabulary:
 
     @property
     def full(self) -> bool:
-        return len(self.words) > self.MAX_WORDS
+        return len(self.words) > self.max_words
 
     def add(self, new_words: list[str]) -> None:
         """Number words not seen before (all of `new_words` are new) and analyze them in one batch."""
@@ -205,7 +207,7 @@ def invert_chunk(chunk: Chunk, settings: InvertSettings, run_dir: str) -> RunSum
 
     Bad documents are skipped and counted in the summary. OSError from `run_dir` propagates.
     """
-    vocabulary = _vocabulary(settings.analyzer)
+    vocabulary = _vocabulary(settings.analyzer, max(1000, settings.memory_per_worker // 4 // BYTES_PER_VOCABULARY_WORD))
     log = SkipLog()
     base = Path(run_dir, f"chunk-{chunk.number:06d}")
     names: list[str] = []
@@ -213,7 +215,7 @@ def invert_chunk(chunk: Chunk, settings: InvertSettings, run_dir: str) -> RunSum
     lengths = array("I")
     runs: list[str] = []
     sample: list[tuple[str, int]] = []
-    max_tokens = max(1000, settings.memory_per_worker // BYTES_PER_BUFFERED_TOKEN)
+    max_tokens = max(1000, settings.memory_per_worker * 3 // 4 // BYTES_PER_BUFFERED_TOKEN)
     buf = _Buffer(vocabulary, 0)
     bytes_read = 0
     for piece in chunk.pieces:
@@ -292,10 +294,11 @@ def _flush(buf: _Buffer, positions: bool, path: str, runs: list, sample: list) -
     cf = np.bincount(post_term, weights=tfs, minlength=len(term_bytes)).astype(np.int64)
     os.makedirs(path, exist_ok=True)  # a task rerun after its worker died overwrites the dead attempt's files
     arrays = {
-        "term_lengths": np.fromiter(map(len, term_bytes), np.int64, len(term_bytes)),
+        # offsets rather than lengths, so a merge can slice a term range without reading the rest
+        "term_offsets": np.concatenate(([0], np.cumsum(np.fromiter(map(len, term_bytes), np.int64, len(term_bytes))))),
         "terms": np.frombuffer(b"".join(term_bytes), dtype=np.uint8),
-        "df": df,
-        "cf": cf,
+        "post_offsets": np.concatenate(([0], np.cumsum(df))),
+        "pos_offsets": np.concatenate(([0], np.cumsum(cf))),
         "docs": (d[starts] + buf.first_doc).astype(np.uint32),
         "tfs": tfs,
     }

@@ -41,16 +41,17 @@ class _Run:
 
     def __init__(self, path: str):
         load = lambda name: np.load(os.path.join(path, name + ".npy"), mmap_mode="r")
-        self.term_offsets = np.concatenate(([0], np.cumsum(load("term_lengths"))))
-        self.blob = load("terms")
-        self.df, self.cf = np.asarray(load("df")), np.asarray(load("cf"))
-        self.post_start = np.concatenate(([0], np.cumsum(self.df)))
-        self.pos_start = np.concatenate(([0], np.cumsum(self.cf)))
+        self.term_offsets, self.blob = load("term_offsets"), load("terms")
+        self.post_start, self.pos_start = load("post_offsets"), load("pos_offsets")
         self.docs, self.tfs = load("docs"), load("tfs")
         self.positions = load("positions") if os.path.exists(os.path.join(path, "positions.npy")) else None
 
     def __len__(self) -> int:
-        return len(self.df)
+        return len(self.term_offsets) - 1
+
+    def counts(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """df and cf of terms a..b-1."""
+        return np.diff(self.post_start[a : b + 1]), np.diff(self.pos_start[a : b + 1])
 
     def __getitem__(self, i: int) -> str:
         return self.blob[self.term_offsets[i] : self.term_offsets[i + 1]].tobytes().decode("utf-8")
@@ -83,28 +84,29 @@ def merge_range(runs: list[tuple[str, int]], term_range: TermRange, out_dir: str
     index = {t: i for i, t in enumerate(vocab)}
     ids = [np.fromiter(map(index.__getitem__, terms), np.int64, len(terms)) for terms in run_terms]
 
+    counts = [run.counts(a, b) for (run, _), (a, b) in zip(opened, slices)]
     df = np.zeros(len(vocab), dtype=np.int64)
     cf = np.zeros(len(vocab), dtype=np.int64)
-    for (run, _), (a, b), g in zip(opened, slices, ids):
-        df[g] += run.df[a:b]
-        cf[g] += run.cf[a:b]
+    for g, (run_df, run_cf) in zip(ids, counts):
+        df[g] += run_df
+        cf[g] += run_cf
     docs = np.empty(int(df.sum()), dtype=np.uint32)
     tfs = np.empty(len(docs), dtype=np.uint32)
     pos = np.empty(int(cf.sum()), dtype=np.uint32) if positions else None
     post_fill = np.concatenate(([0], np.cumsum(df)[:-1]))
     pos_fill = np.concatenate(([0], np.cumsum(cf)[:-1]))
-    for (run, doc_offset), (a, b), g in zip(opened, slices, ids):
+    for (run, doc_offset), (a, b), g, (run_df, run_cf) in zip(opened, slices, ids, counts):
         if a == b:
             continue
         p0, p1 = run.post_start[a], run.post_start[b]
-        dest = _scatter_index(post_fill[g], run.df[a:b])
+        dest = _scatter_index(post_fill[g], run_df)
         docs[dest] = np.asarray(run.docs[p0:p1]) + np.uint32(doc_offset)
         tfs[dest] = run.tfs[p0:p1]
-        post_fill[g] += run.df[a:b]
+        post_fill[g] += run_df
         if pos is not None:
             q0, q1 = run.pos_start[a], run.pos_start[b]
-            pos[_scatter_index(pos_fill[g], run.cf[a:b])] = run.positions[q0:q1]
-            pos_fill[g] += run.cf[a:b]
+            pos[_scatter_index(pos_fill[g], run_cf)] = run.positions[q0:q1]
+            pos_fill[g] += run_cf
 
     encoded = encode_postings(df, docs, tfs, pos)
     lengths, blob = encode_strings(vocab)

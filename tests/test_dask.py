@@ -122,6 +122,8 @@ def test_workers_that_cannot_see_the_corpus_are_refused(tmp_path, corpus, monkey
     monkeypatch.chdir(tmp_path)
     executor = DaskExecutor("local:2")
     try:
+        # (and, while a cluster is up: local workers keep glibc's adaptive malloc, see DaskExecutor)
+        assert set(executor._client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
         executor._client.run(os.chdir, str(elsewhere))
         with pytest.raises(IndexerError, match=r"^corpus/\S+: not visible to Dask worker tcp://\S+ \(2 of 2 workers"):
             build_index([Path("corpus")], tmp_path / "out.idx", OPTIONS, executor=executor)
