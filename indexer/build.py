@@ -8,7 +8,6 @@ same whatever the process count, chunk size or memory limit.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -29,7 +28,8 @@ from indexer.merge import RangeSummary, TermRange, merge_range, plan_ranges, seg
 
 DEFAULT_CHUNK_SIZE = 4 << 20
 DEFAULT_MEMORY = 1 << 30
-BYTES_PER_MERGED_POSTING = 120  # peak worker RSS growth per posting + position of a range (measured)
+BYTES_PER_MERGED_POSTING = 120  # peak worker RSS growth per posting + position of a merge batch (measured)
+RANGES_PER_PROCESS = 4
 
 
 @dataclass(frozen=True)
@@ -114,13 +114,13 @@ def build_index(
         if documents == 0:
             reasons = ", ".join(f"{n} {r}" for r, n in skipped.items()) or "no documents"
             raise CorpusError(f"nothing to index in {', '.join(map(str, paths))}: {reasons}")
-        ranges = _plan_ranges(summaries, processes, options.memory)
+        ranges = _plan_ranges(summaries, processes)
         runs, offset = [], 0
         for s in summaries:
             runs.extend((path, offset) for path in s.runs)
             offset += s.documents
         timings["between"] = time.perf_counter() - mark
-        segments = _merge(executor, runs, ranges, tmp, options.positions, on_progress, timings)
+        segments = _merge(executor, runs, ranges, tmp, options.positions, options.memory, on_progress, timings)
         mark = time.perf_counter()
         stats = BuildStats(
             documents=documents,
@@ -173,17 +173,17 @@ def _invert(executor, plan: CorpusPlan, settings, tmp, on_progress, timings) -> 
     return summaries
 
 
-def _plan_ranges(summaries: list[RunSummary], processes: int, memory: int) -> list[TermRange]:
+def _plan_ranges(summaries: list[RunSummary], processes: int) -> list[TermRange]:
+    """Ranges for parallelism only (memory is bounded inside each range merge): a few per
+    process, so that one heavy range does not leave the other processes idle."""
     samples = [point for s in summaries for point in s.sample]
-    weight = sum(w for _, w in samples)
-    share = max(1, memory // (processes + 1))
-    parts = max(max(1, processes), math.ceil(weight * BYTES_PER_MERGED_POSTING / share))
-    return plan_ranges(samples, parts)
+    return plan_ranges(samples, 1 if processes <= 1 else RANGES_PER_PROCESS * processes)
 
 
-def _merge(executor, runs, ranges, tmp, positions, on_progress, timings) -> list[RangeSummary]:
+def _merge(executor, runs, ranges, tmp, positions, memory, on_progress, timings) -> list[RangeSummary]:
     mark = time.perf_counter()
-    tasks = [(runs, r, tmp, positions) for r in ranges]
+    batch_weight = max(1000, memory // (executor.processes + 1) // BYTES_PER_MERGED_POSTING)
+    tasks = [(runs, r, tmp, positions, batch_weight) for r in ranges]
     segments: list[RangeSummary | None] = [None] * len(tasks)
     for n, (i, segment) in enumerate(executor.run(merge_range, tasks), 1):
         segments[i] = segment
@@ -252,11 +252,16 @@ def _write(output: Path, plan: CorpusPlan, summaries, segments, stats: BuildStat
         paths = [os.fsencode(p) for p in plan.files]
         w.section(fmt.SOURCE_FILES, fmt.encode_varints(np.fromiter(map(len, paths), np.int64, len(paths))), *paths)
         w.section(fmt.TERMS, *(s["term_lengths"] for s in segs), *(s["terms"] for s in segs))
-        for kind, name in (
-            (fmt.TERM_INFO, "info"),
-            (fmt.DOCS, "docs"),
-            (fmt.FREQS, "freqs"),
-            (fmt.POSITIONS, "positions"),
-        ):
-            w.section(kind, *(s[name] for s in segs))
+        w.section(fmt.TERM_INFO, *(s["info"] for s in segs))
+        for kind, name in ((fmt.DOCS, "docs"), (fmt.FREQS, "freqs"), (fmt.POSITIONS, "positions")):
+            w.begin(kind)
+            for segment in segments:
+                _copy_into(w, os.path.join(segment.path, name + ".bin"))
+            w.end()
         w.commit()
+
+
+def _copy_into(writer: fmt.IndexWriter, path: str, block: int = 8 << 20) -> None:
+    with open(path, "rb") as f:
+        while data := f.read(block):
+            writer.write(data)

@@ -143,12 +143,20 @@ class EncodedPostings:
     positions_len: np.ndarray
 
 
-def encode_postings(df: np.ndarray, docs: np.ndarray, tfs: np.ndarray, positions: np.ndarray | None) -> EncodedPostings:
+def encode_postings(
+    df: np.ndarray, docs: np.ndarray, tfs: np.ndarray, positions: np.ndarray | None, previous_doc: int = -1
+) -> EncodedPostings:
     """Encode postings grouped by term (df per term; docs ascending within a term; positions
-    ascending within a posting, `sum(tfs)` of them) as doc-id gaps, tfs and position gaps."""
+    ascending within a posting, `sum(tfs)` of them) as doc-id gaps, tfs and position gaps.
+
+    `previous_doc` >= 0 continues a term whose earlier postings (up to that doc) were encoded by an
+    earlier call: the bytes of the calls concatenated are those of one call over all postings.
+    """
     df = np.asarray(df, dtype=np.int64)
     term_starts = np.concatenate(([0], np.cumsum(df)[:-1])) if len(df) else np.zeros(0, np.int64)
     gaps = _gaps(np.asarray(docs, dtype=np.uint32), term_starts)
+    if previous_doc >= 0 and len(gaps):
+        gaps[0] -= np.uint32(previous_doc)
     # the low bit of each doc-gap varint says "tf is 1"; only other tfs go to the freqs stream
     tfs = np.asarray(tfs, dtype=np.uint32)
     single = tfs == 1

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.format import encode_postings, encode_strings, encode_varints
+from indexer.format import EncodedPostings, encode_postings, encode_strings, encode_varints
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,14 @@ class _Run:
     def __len__(self) -> int:
         return len(self.term_offsets) - 1
 
+    def read(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Items start..stop-1 of one of the big arrays, read from the file (not mapped, so the
+        memory is given back as soon as the caller drops it)."""
+        mapped = getattr(self, name)
+        return np.fromfile(
+            mapped.filename, dtype=mapped.dtype, count=stop - start, offset=mapped.offset + start * mapped.itemsize
+        )
+
     def counts(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
         """df and cf of terms a..b-1."""
         return np.diff(self.post_start[a : b + 1]), np.diff(self.pos_start[a : b + 1])
@@ -74,55 +82,118 @@ def _scatter_index(dest_start: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.repeat(dest_start - group_first, counts) + np.arange(total, dtype=np.int64)
 
 
-def merge_range(runs: list[tuple[str, int]], term_range: TermRange, out_dir: str, positions: bool) -> RangeSummary:
+class _Segment:
+    """The encoded output of one range: byte streams appended batch by batch, per-term info kept."""
+
+    def __init__(self, path: str):
+        os.makedirs(path, exist_ok=True)  # a task rerun after its worker died overwrites the dead attempt's files
+        self.path = path
+        self.files = {name: open(os.path.join(path, name + ".bin"), "wb") for name in STREAMS}
+        self.info: list[np.ndarray] = []  # (df, docs bytes, freqs bytes, positions bytes) per term
+
+    def append(self, encoded: EncodedPostings) -> None:
+        for name in STREAMS:
+            getattr(encoded, name).tofile(self.files[name])
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+
+STREAMS = ("docs", "freqs", "positions")
+
+
+def merge_range(
+    runs: list[tuple[str, int]], term_range: TermRange, out_dir: str, positions: bool, batch_weight: int = 1 << 22
+) -> RangeSummary:
     """Merge the terms of `term_range` from every run ((path, doc offset) in chunk order) and write
-    the encoded segment to `out_dir/range-NNNN`."""
+    the encoded segment to `out_dir/range-NNNN`.
+
+    Memory stays bounded: terms are merged in batches of about `batch_weight` postings + positions,
+    and a term heavier than that on its own is encoded run by run.
+    """
     opened = [(_Run(path), offset) for path, offset in runs]
     slices = [run.bounds(term_range.lo, term_range.hi) for run, _ in opened]
     run_terms = [run.terms(a, b) for (run, _), (a, b) in zip(opened, slices)]
     vocab = sorted(set().union(*run_terms))
     index = {t: i for i, t in enumerate(vocab)}
     ids = [np.fromiter(map(index.__getitem__, terms), np.int64, len(terms)) for terms in run_terms]
-
-    counts = [run.counts(a, b) for (run, _), (a, b) in zip(opened, slices)]
+    del run_terms, index
     df = np.zeros(len(vocab), dtype=np.int64)
     cf = np.zeros(len(vocab), dtype=np.int64)
-    for g, (run_df, run_cf) in zip(ids, counts):
+    for (run, _), (a, b), g in zip(opened, slices, ids):
+        run_df, run_cf = run.counts(a, b)
         df[g] += run_df
         cf[g] += run_cf
-    docs = np.empty(int(df.sum()), dtype=np.uint32)
-    tfs = np.empty(len(docs), dtype=np.uint32)
-    pos = np.empty(int(cf.sum()), dtype=np.uint32) if positions else None
-    post_fill = np.concatenate(([0], np.cumsum(df)[:-1]))
-    pos_fill = np.concatenate(([0], np.cumsum(cf)[:-1]))
-    for (run, doc_offset), (a, b), g, (run_df, run_cf) in zip(opened, slices, ids, counts):
-        if a == b:
-            continue
-        p0, p1 = run.post_start[a], run.post_start[b]
-        dest = _scatter_index(post_fill[g], run_df)
-        docs[dest] = np.asarray(run.docs[p0:p1]) + np.uint32(doc_offset)
-        tfs[dest] = run.tfs[p0:p1]
-        post_fill[g] += run_df
-        if pos is not None:
-            q0, q1 = run.pos_start[a], run.pos_start[b]
-            pos[_scatter_index(pos_fill[g], run_cf)] = run.positions[q0:q1]
-            pos_fill[g] += run_cf
+    parts = [(run, offset, a, g) for (run, offset), (a, _), g in zip(opened, slices, ids) if len(g)]
 
-    encoded = encode_postings(df, docs, tfs, pos)
+    segment = _Segment(os.path.join(out_dir, f"range-{term_range.number:04d}"))
+    info = np.zeros((len(vocab), 4), dtype=np.int64)
+    info[:, 0] = df
+    weight = df + (cf if positions else 0)
+    first = 0
+    while first < len(vocab):
+        if weight[first] > batch_weight:
+            info[first, 1:] = _merge_heavy_term(parts, first, segment, positions)
+            first += 1
+            continue
+        last = int(np.searchsorted(np.cumsum(weight[first:]), batch_weight, side="right")) + first
+        last = max(last, first + 1)
+        encoded = _merge_batch(parts, first, last, df, cf, positions)
+        segment.append(encoded)
+        info[first:last, 1:] = np.stack([encoded.docs_len, encoded.freqs_len, encoded.positions_len], axis=1)
+        first = last
+    segment.close()
     lengths, blob = encode_strings(vocab)
-    path = os.path.join(out_dir, f"range-{term_range.number:04d}")
-    os.makedirs(path, exist_ok=True)  # a task rerun after its worker died overwrites the dead attempt's files
-    info = np.stack([df, encoded.docs_len, encoded.freqs_len, encoded.positions_len], axis=1).ravel()
-    for name, values in {
-        "term_lengths": lengths,
-        "terms": np.frombuffer(blob, dtype=np.uint8),
-        "info": encode_varints(info),
-        "docs": encoded.docs,
-        "freqs": encoded.freqs,
-        "positions": encoded.positions,
-    }.items():
-        np.save(os.path.join(path, name + ".npy"), values)
-    return RangeSummary(term_range.number, path, len(vocab), len(docs))
+    for name, values in {"term_lengths": lengths, "terms": np.frombuffer(blob, dtype=np.uint8)}.items():
+        np.save(os.path.join(segment.path, name + ".npy"), values)
+    np.save(os.path.join(segment.path, "info.npy"), encode_varints(info.ravel()))
+    return RangeSummary(term_range.number, segment.path, len(vocab), int(df.sum()))
+
+
+def _merge_batch(parts, first: int, last: int, df: np.ndarray, cf: np.ndarray, positions: bool) -> EncodedPostings:
+    """Merge and encode terms first..last-1 (range-local numbers) from every run."""
+    bdf, bcf = df[first:last], cf[first:last]
+    docs = np.empty(int(bdf.sum()), dtype=np.uint32)
+    tfs = np.empty(len(docs), dtype=np.uint32)
+    pos = np.empty(int(bcf.sum()), dtype=np.uint32) if positions else None
+    post_fill = np.concatenate(([0], np.cumsum(bdf)[:-1]))
+    pos_fill = np.concatenate(([0], np.cumsum(bcf)[:-1]))
+    for run, doc_offset, a, g in parts:
+        lo, hi = np.searchsorted(g, first), np.searchsorted(g, last)  # this run's terms in the batch
+        if lo == hi:
+            continue
+        local = g[lo:hi] - first
+        run_df, run_cf = run.counts(a + lo, a + hi)
+        p0, p1 = int(run.post_start[a + lo]), int(run.post_start[a + hi])
+        dest = _scatter_index(post_fill[local], run_df)
+        docs[dest] = run.read("docs", p0, p1) + np.uint32(doc_offset)
+        tfs[dest] = run.read("tfs", p0, p1)
+        post_fill[local] += run_df
+        if pos is not None:
+            q0, q1 = int(run.pos_start[a + lo]), int(run.pos_start[a + hi])
+            pos[_scatter_index(pos_fill[local], run_cf)] = run.read("positions", q0, q1)
+            pos_fill[local] += run_cf
+    return encode_postings(bdf, docs, tfs, pos)
+
+
+def _merge_heavy_term(parts, term: int, segment: _Segment, positions: bool) -> tuple[int, int, int]:
+    """Encode one very frequent term run by run; returns its byte lengths in the three streams."""
+    lengths = np.zeros(3, dtype=np.int64)
+    previous_doc = -1
+    for run, doc_offset, a, g in parts:
+        k = int(np.searchsorted(g, term))
+        if k == len(g) or g[k] != term:
+            continue
+        i = a + k
+        p0, p1 = int(run.post_start[i]), int(run.post_start[i + 1])
+        docs = run.read("docs", p0, p1) + np.uint32(doc_offset)
+        pos = run.read("positions", int(run.pos_start[i]), int(run.pos_start[i + 1])) if positions else None
+        encoded = encode_postings([p1 - p0], docs, run.read("tfs", p0, p1), pos, previous_doc)
+        segment.append(encoded)
+        lengths += [int(encoded.docs_len[0]), int(encoded.freqs_len[0]), int(encoded.positions_len[0])]
+        previous_doc = int(docs[-1])
+    return tuple(lengths.tolist())
 
 
 def plan_ranges(samples: list[tuple[str, int]], parts: int) -> list[TermRange]:
@@ -141,5 +212,5 @@ def plan_ranges(samples: list[tuple[str, int]], parts: int) -> list[TermRange]:
 
 
 def segment_arrays(path: str) -> dict[str, np.ndarray]:
-    """The arrays of a written range segment, memory-mapped."""
-    return {p.stem: np.load(p, mmap_mode="r") for p in Path(path).glob("*.npy")}
+    """The per-term arrays of a written range segment (its byte streams are STREAMS .bin files)."""
+    return {p.stem: np.load(p) for p in Path(path).glob("*.npy")}
