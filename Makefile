@@ -2,10 +2,12 @@
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-CORPUS  ?= bench/data/synthetic-200MB
-SIZE    ?= 200MB
+SIZE    ?= 300MB
+SYNTH   := bench/data/synthetic-$(SIZE)
+CORPUS  ?= $(SYNTH)
+PROCS   ?= 1,2
 
-.PHONY: all install test lint fmt demo smoke bench bench-quick clean
+.PHONY: all install test lint fmt demo smoke bench clean
 
 all: lint test
 
@@ -35,9 +37,11 @@ smoke: demo
 	$(BIN)/python -m indexer --help >/dev/null
 	$(BIN)/indexer verify sample_corpus.idx
 
+# make bench                          300 MB synthetic corpus (generated once), -p 1 and -p 2
+# make bench CORPUS=~/papers PROCS=1,2,4,8   any folder or file, any process counts
 bench: install
-	$(BIN)/python bench/gen_corpus.py $(CORPUS) --size $(SIZE)
-	$(BIN)/python -m indexer bench $(CORPUS) -p 1,2 --repeat 1
+	@if [ "$(CORPUS)" = "$(SYNTH)" ]; then $(BIN)/python bench/gen_corpus.py $(SYNTH) --size $(SIZE); fi
+	$(BIN)/indexer bench $(CORPUS) -p $(PROCS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis sample_corpus.idx bench/out

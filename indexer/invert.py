@@ -70,6 +70,20 @@ _WORD_BYTE[np.frombuffer(b"0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP
 _POWERS = np.cumprod(np.full(MAX_HASHED_WORD, 0x9E3779B97F4A7C15, dtype=np.uint64))  # P**1 .. P**64
 
 
+def span_hashes(a: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The hash of each byte span a[start:start + length] (lengths <= MAX_HASHED_WORD), as uint64.
+
+    h = sum of byte_k * P**(k+1) over the span's bytes: a cumulative sum over the bytes weighted
+    by the power of each byte's offset in its span (uint64 arithmetic wraps).
+    """
+    span_first = np.repeat(starts, lengths)
+    offset = np.arange(len(span_first)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    weighted = a[span_first + offset].astype(np.uint64) * _POWERS[offset]
+    sums = np.concatenate((np.zeros(1, dtype=np.uint64), np.cumsum(weighted, dtype=np.uint64)))
+    bounds = np.concatenate(([0], np.cumsum(lengths)))
+    return sums[bounds[1:]] - sums[bounds[:-1]]
+
+
 class _Vocabulary:
     """The words one worker process has seen, across chunks: word number -> term number, and the
     hashes of ASCII words. Words it knows cost no Python work in later chunks."""
@@ -187,14 +201,7 @@ class _Buffer:
             self._add_words([WORD_RE.findall(d.decode("ascii")) for d in docs])
             self.tokens = sum(map(len, self.word_ids))
             return
-        # h(word) = sum of byte_k * P**(k+1) over the word's bytes: a cumulative sum over the bytes
-        # weighted by the power of each byte's offset in its word (uint64 arithmetic wraps)
-        word_first = np.repeat(starts, lengths)
-        offset = np.arange(len(word_first)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        weighted = a[word_first + offset].astype(np.uint64) * _POWERS[offset]  # byte * P**(offset + 1)
-        sums = np.concatenate((np.zeros(1, dtype=np.uint64), np.cumsum(weighted, dtype=np.uint64)))
-        bounds = np.concatenate(([0], np.cumsum(lengths)))
-        hashes = sums[bounds[1:]] - sums[bounds[:-1]]
+        hashes = span_hashes(a, starts, lengths)
         self.word_ids.append(self.vocabulary.numbers_of_hashed(hashes, data, starts, ends))
         doc_bounds = np.cumsum([len(d) + 1 for d in docs]) - 1  # byte after each document
         counts = np.diff(np.concatenate(([0], np.searchsorted(starts, doc_bounds))))
@@ -281,7 +288,7 @@ def _flush(buf: _Buffer, positions: bool, path: str, runs: list, sample: list) -
         tok_pos = None if tok_pos is None else tok_pos[keep]
     # stable sort by term (doc, then position order kept within a term): sorting (term << 32 | index)
     # keys was faster here than a stable argsort
-    order = (np.sort((tok_term.astype(np.int64) << 32) | np.arange(len(tok_term), dtype=np.int64)) & 0xFFFFFFFF)
+    order = np.sort((tok_term.astype(np.int64) << 32) | np.arange(len(tok_term), dtype=np.int64)) & 0xFFFFFFFF
     t, d = tok_term[order], tok_doc[order]
     new_posting = np.empty(len(t), dtype=bool)
     new_posting[:1] = True

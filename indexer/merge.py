@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.format import EncodedPostings, encode_postings, encode_strings, encode_varints
+from indexer.invert import MAX_HASHED_WORD, span_hashes
 
 
 @dataclass(frozen=True)
@@ -114,11 +115,7 @@ def merge_range(
     """
     opened = [(_Run(path), offset) for path, offset in runs]
     slices = [run.bounds(term_range.lo, term_range.hi) for run, _ in opened]
-    run_terms = [run.terms(a, b) for (run, _), (a, b) in zip(opened, slices)]
-    vocab = sorted(set().union(*run_terms))
-    index = {t: i for i, t in enumerate(vocab)}
-    ids = [np.fromiter(map(index.__getitem__, terms), np.int64, len(terms)) for terms in run_terms]
-    del run_terms, index
+    vocab, ids = _union(opened, slices)
     df = np.zeros(len(vocab), dtype=np.int64)
     cf = np.zeros(len(vocab), dtype=np.int64)
     for (run, _), (a, b), g in zip(opened, slices, ids):
@@ -131,13 +128,14 @@ def merge_range(
     info = np.zeros((len(vocab), 4), dtype=np.int64)
     info[:, 0] = df
     weight = df + (cf if positions else 0)
+    before = np.concatenate(([0], np.cumsum(weight)))  # weight of the terms before each term
     first = 0
     while first < len(vocab):
         if weight[first] > batch_weight:
             info[first, 1:] = _merge_heavy_term(parts, first, segment, positions)
             first += 1
             continue
-        last = int(np.searchsorted(np.cumsum(weight[first:]), batch_weight, side="right")) + first
+        last = int(np.searchsorted(before, before[first] + batch_weight, side="right")) - 1
         last = max(last, first + 1)
         encoded = _merge_batch(parts, first, last, df, cf, positions)
         segment.append(encoded)
@@ -149,6 +147,43 @@ def merge_range(
         np.save(os.path.join(segment.path, name + ".npy"), values)
     np.save(os.path.join(segment.path, "info.npy"), encode_varints(info.ravel()))
     return RangeSummary(term_range.number, segment.path, len(vocab), int(df.sum()))
+
+
+def _union(opened, slices) -> tuple[list[str], list[np.ndarray]]:
+    """The sorted union of the runs' terms in their slices, and each run's terms as numbers into it.
+
+    Terms are named by a hash of their bytes (numpy, no Python object per run and term); only the
+    distinct terms become strings, for sorting. Terms longer than the hash covers use strings.
+    """
+    blobs, hashes = [], []
+    for (run, _), (a, b) in zip(opened, slices):
+        offsets = np.asarray(run.term_offsets[a : b + 1])
+        blob = np.asarray(run.blob[offsets[0] : offsets[-1]])
+        lengths = np.diff(offsets)
+        if len(lengths) and lengths.max() > MAX_HASHED_WORD:
+            return _union_by_string(opened, slices)
+        blobs.append((blob, offsets - offsets[0]))
+        hashes.append(span_hashes(blob, offsets[:-1] - offsets[0], lengths))
+    unique, first = np.unique(np.concatenate(hashes) if hashes else np.zeros(0, np.uint64), return_index=True)
+    # the string of each distinct hash, from the run where it first appears
+    where = np.searchsorted(np.cumsum([len(h) for h in hashes]), first, side="right")
+    base = np.concatenate(([0], np.cumsum([len(h) for h in hashes])))
+    strings = []
+    for run_no, i in zip(where.tolist(), (first - base[where]).tolist()):
+        blob, cuts = blobs[run_no]
+        strings.append(blob[cuts[i] : cuts[i + 1]].tobytes().decode("utf-8"))
+    order = sorted(range(len(strings)), key=strings.__getitem__)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    ids = [rank[np.searchsorted(unique, h)] for h in hashes]
+    return [strings[i] for i in order], ids
+
+
+def _union_by_string(opened, slices) -> tuple[list[str], list[np.ndarray]]:
+    run_terms = [run.terms(a, b) for (run, _), (a, b) in zip(opened, slices)]
+    vocab = sorted(set().union(*run_terms))
+    index = {t: i for i, t in enumerate(vocab)}
+    return vocab, [np.fromiter(map(index.__getitem__, terms), np.int64, len(terms)) for terms in run_terms]
 
 
 def _merge_batch(parts, first: int, last: int, df: np.ndarray, cf: np.ndarray, positions: bool) -> EncodedPostings:
