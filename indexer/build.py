@@ -24,12 +24,14 @@ from indexer.corpus import CorpusPlan, ReadOptions, plan_corpus
 from indexer.errors import CorpusError, IndexerError
 from indexer.executors import cpu_count, make_executor
 from indexer.invert import InvertSettings, RunSummary, invert_chunk
-from indexer.merge import RangeSummary, TermRange, merge_range, plan_ranges, segment_arrays
+from indexer.merge import RangeSummary, TermRange, combine_runs, merge_range, plan_ranges, segment_arrays
 
 DEFAULT_CHUNK_SIZE = 4 << 20
 DEFAULT_MEMORY = 1 << 30
 BYTES_PER_MERGED_POSTING = 120  # peak worker RSS growth per posting + position of a merge batch (measured)
 RANGES_PER_PROCESS = 4
+MAX_FAN_IN = 64  # runs one merge reads at once; more are first combined in groups (measured: ~0.4 MB per run
+# per range in memory, and one file read per run per batch)
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ def build_index(
             runs.extend((path, offset) for path in s.runs)
             offset += s.documents
         timings["between"] = time.perf_counter() - mark
+        runs = _limit_fan_in(executor, runs, tmp, options, timings)
         segments = _merge(executor, runs, ranges, tmp, options.positions, options.memory, on_progress, timings)
         mark = time.perf_counter()
         stats = BuildStats(
@@ -178,6 +181,25 @@ def _plan_ranges(summaries: list[RunSummary], processes: int) -> list[TermRange]
     process, so that one heavy range does not leave the other processes idle."""
     samples = [point for s in summaries for point in s.sample]
     return plan_ranges(samples, 1 if processes <= 1 else RANGES_PER_PROCESS * processes)
+
+
+def _limit_fan_in(executor, runs, tmp, options: BuildOptions, timings) -> list[tuple[str, int]]:
+    """Combine groups of consecutive runs until at most MAX_FAN_IN remain, so that what a range
+    merge keeps per run (its terms in the range) stays bounded however many runs a corpus makes."""
+    mark, level = time.perf_counter(), 0
+    batch_weight = max(1000, options.memory // (executor.processes + 1) // BYTES_PER_MERGED_POSTING)
+    while len(runs) > MAX_FAN_IN:
+        groups = [runs[i : i + MAX_FAN_IN] for i in range(0, len(runs), MAX_FAN_IN)]
+        tasks = [
+            (group, os.path.join(tmp, f"combined-{level}-{n:05d}"), options.positions, batch_weight)
+            for n, group in enumerate(groups)
+        ]
+        combined: list[str | None] = [None] * len(tasks)
+        for i, path in executor.run(combine_runs, tasks):
+            combined[i] = path
+        runs, level = [(path, 0) for path in combined], level + 1
+    timings["combine"] = time.perf_counter() - mark
+    return runs
 
 
 def _merge(executor, runs, ranges, tmp, positions, memory, on_progress, timings) -> list[RangeSummary]:

@@ -37,42 +37,65 @@ class RangeSummary:
     postings: int
 
 
-class _Run:
-    """One run folder, memory-mapped; decodes only the terms it is asked about."""
+class _Array:
+    """A .npy file read by slices with plain reads: nothing stays mapped, so memory a merge has
+    read is given back as soon as it drops the slice."""
 
     def __init__(self, path: str):
-        load = lambda name: np.load(os.path.join(path, name + ".npy"), mmap_mode="r")
-        self.term_offsets, self.blob = load("term_offsets"), load("terms")
-        self.post_start, self.pos_start = load("post_offsets"), load("pos_offsets")
-        self.docs, self.tfs = load("docs"), load("tfs")
-        self.positions = load("positions") if os.path.exists(os.path.join(path, "positions.npy")) else None
+        self.path = path
+        with open(path, "rb") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, self.dtype = read_header(f)
+            self.offset = f.tell()
+        self.length = shape[0]
 
-    def __len__(self) -> int:
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return np.fromfile(
+            self.path, dtype=self.dtype, count=stop - start, offset=self.offset + start * self.dtype.itemsize
+        )
+
+    def __getitem__(self, i: int) -> int:
+        return int(self.read(i, i + 1)[0])
+
+
+class _Run:
+    """The part of one run folder that falls in a term range: its terms, df and cf are read once;
+    postings and positions are read in slices as batches need them. Indexes are range-local."""
+
+    def __init__(self, path: str, lo: str | None, hi: str | None):
+        arrays = {name: _Array(os.path.join(path, name + ".npy")) for name in ("term_offsets", "terms", "docs", "tfs")}
+        self._offsets_file, self._blob_file = arrays["term_offsets"], arrays["terms"]
+        self.docs, self.tfs = arrays["docs"], arrays["tfs"]
+        positions = os.path.join(path, "positions.npy")
+        self.positions = _Array(positions) if os.path.exists(positions) else None
+        count = self._offsets_file.length - 1
+        a = 0 if lo is None else bisect_left(self, lo, 0, count)
+        b = count if hi is None else bisect_left(self, hi, a, count)
+        offsets = self._offsets_file.read(a, b + 1)
+        self.blob = self._blob_file.read(int(offsets[0]), int(offsets[-1])) if b > a else np.zeros(0, np.uint8)
+        self.term_offsets = offsets - offsets[0]
+        self.post_start = _Array(os.path.join(path, "post_offsets.npy")).read(a, b + 1)
+        self.pos_start = _Array(os.path.join(path, "pos_offsets.npy")).read(a, b + 1)
+
+    def __getitem__(self, i: int) -> str:  # the i-th term of the whole run, for the bisection
+        start, stop = self._offsets_file.read(i, i + 2).tolist()
+        return self._blob_file.read(start, stop).tobytes().decode("utf-8")
+
+    def __len__(self) -> int:  # terms in the range
         return len(self.term_offsets) - 1
 
     def read(self, name: str, start: int, stop: int) -> np.ndarray:
-        """Items start..stop-1 of one of the big arrays, read from the file (not mapped, so the
-        memory is given back as soon as the caller drops it)."""
-        mapped = getattr(self, name)
-        return np.fromfile(
-            mapped.filename, dtype=mapped.dtype, count=stop - start, offset=mapped.offset + start * mapped.itemsize
-        )
+        """Items start..stop-1 of the docs, tfs or positions array."""
+        return getattr(self, name).read(start, stop)
 
     def counts(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-        """df and cf of terms a..b-1."""
+        """df and cf of range-local terms a..b-1."""
         return np.diff(self.post_start[a : b + 1]), np.diff(self.pos_start[a : b + 1])
 
-    def __getitem__(self, i: int) -> str:
-        return self.blob[self.term_offsets[i] : self.term_offsets[i + 1]].tobytes().decode("utf-8")
-
-    def bounds(self, lo: str | None, hi: str | None) -> tuple[int, int]:
-        a = 0 if lo is None else bisect_left(self, lo)
-        b = len(self) if hi is None else bisect_left(self, hi)
-        return a, b
-
-    def terms(self, a: int, b: int) -> list[str]:
-        raw = self.blob[self.term_offsets[a] : self.term_offsets[b]].tobytes()
-        cuts = (self.term_offsets[a : b + 1] - self.term_offsets[a]).tolist()
+    def terms(self) -> list[str]:
+        raw = self.blob.tobytes()
+        cuts = self.term_offsets.tolist()
         return [raw[x:y].decode("utf-8") for x, y in zip(cuts[:-1], cuts[1:])]
 
 
@@ -113,34 +136,17 @@ def merge_range(
     Memory stays bounded: terms are merged in batches of about `batch_weight` postings + positions,
     and a term heavier than that on its own is encoded run by run.
     """
-    opened = [(_Run(path), offset) for path, offset in runs]
-    slices = [run.bounds(term_range.lo, term_range.hi) for run, _ in opened]
-    vocab, ids = _union(opened, slices)
-    df = np.zeros(len(vocab), dtype=np.int64)
-    cf = np.zeros(len(vocab), dtype=np.int64)
-    for (run, _), (a, b), g in zip(opened, slices, ids):
-        run_df, run_cf = run.counts(a, b)
-        df[g] += run_df
-        cf[g] += run_cf
-    parts = [(run, offset, a, g) for (run, offset), (a, _), g in zip(opened, slices, ids) if len(g)]
-
+    vocab, df, cf, parts = _open_range(runs, term_range.lo, term_range.hi)
     segment = _Segment(os.path.join(out_dir, f"range-{term_range.number:04d}"))
     info = np.zeros((len(vocab), 4), dtype=np.int64)
     info[:, 0] = df
-    weight = df + (cf if positions else 0)
-    before = np.concatenate(([0], np.cumsum(weight)))  # weight of the terms before each term
-    first = 0
-    while first < len(vocab):
-        if weight[first] > batch_weight:
+    for first, last, heavy in _batches(df, cf, positions, batch_weight):
+        if heavy:
             info[first, 1:] = _merge_heavy_term(parts, first, segment, positions)
-            first += 1
             continue
-        last = int(np.searchsorted(before, before[first] + batch_weight, side="right")) - 1
-        last = max(last, first + 1)
         encoded = _merge_batch(parts, first, last, df, cf, positions)
         segment.append(encoded)
         info[first:last, 1:] = np.stack([encoded.docs_len, encoded.freqs_len, encoded.positions_len], axis=1)
-        first = last
     segment.close()
     lengths, blob = encode_strings(vocab)
     for name, values in {"term_lengths": lengths, "terms": np.frombuffer(blob, dtype=np.uint8)}.items():
@@ -175,19 +181,19 @@ def _union(opened, slices) -> tuple[list[str], list[np.ndarray]]:
     order = sorted(range(len(strings)), key=strings.__getitem__)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    ids = [rank[np.searchsorted(unique, h)] for h in hashes]
+    ids = [rank[np.searchsorted(unique, h)].astype(np.int32) for h in hashes]
     return [strings[i] for i in order], ids
 
 
 def _union_by_string(opened, slices) -> tuple[list[str], list[np.ndarray]]:
-    run_terms = [run.terms(a, b) for (run, _), (a, b) in zip(opened, slices)]
+    run_terms = [run.terms() for run, _ in opened]
     vocab = sorted(set().union(*run_terms))
     index = {t: i for i, t in enumerate(vocab)}
     return vocab, [np.fromiter(map(index.__getitem__, terms), np.int64, len(terms)) for terms in run_terms]
 
 
-def _merge_batch(parts, first: int, last: int, df: np.ndarray, cf: np.ndarray, positions: bool) -> EncodedPostings:
-    """Merge and encode terms first..last-1 (range-local numbers) from every run."""
+def _gather(parts, first: int, last: int, df: np.ndarray, cf: np.ndarray, positions: bool):
+    """The postings (docs, tfs, positions) of terms first..last-1 (range-local) from every run."""
     bdf, bcf = df[first:last], cf[first:last]
     docs = np.empty(int(bdf.sum()), dtype=np.uint32)
     tfs = np.empty(len(docs), dtype=np.uint32)
@@ -209,13 +215,16 @@ def _merge_batch(parts, first: int, last: int, df: np.ndarray, cf: np.ndarray, p
             q0, q1 = int(run.pos_start[a + lo]), int(run.pos_start[a + hi])
             pos[_scatter_index(pos_fill[local], run_cf)] = run.read("positions", q0, q1)
             pos_fill[local] += run_cf
-    return encode_postings(bdf, docs, tfs, pos)
+    return docs, tfs, pos
 
 
-def _merge_heavy_term(parts, term: int, segment: _Segment, positions: bool) -> tuple[int, int, int]:
-    """Encode one very frequent term run by run; returns its byte lengths in the three streams."""
-    lengths = np.zeros(3, dtype=np.int64)
-    previous_doc = -1
+def _merge_batch(parts, first: int, last: int, df: np.ndarray, cf: np.ndarray, positions: bool) -> EncodedPostings:
+    """Merge and encode terms first..last-1 (range-local numbers) from every run."""
+    return encode_postings(df[first:last], *_gather(parts, first, last, df, cf, positions))
+
+
+def _heavy_pieces(parts, term: int, positions: bool):
+    """One term's postings run by run: (docs, tfs, positions) per run that has it."""
     for run, doc_offset, a, g in parts:
         k = int(np.searchsorted(g, term))
         if k == len(g) or g[k] != term:
@@ -224,11 +233,87 @@ def _merge_heavy_term(parts, term: int, segment: _Segment, positions: bool) -> t
         p0, p1 = int(run.post_start[i]), int(run.post_start[i + 1])
         docs = run.read("docs", p0, p1) + np.uint32(doc_offset)
         pos = run.read("positions", int(run.pos_start[i]), int(run.pos_start[i + 1])) if positions else None
-        encoded = encode_postings([p1 - p0], docs, run.read("tfs", p0, p1), pos, previous_doc)
+        yield docs, run.read("tfs", p0, p1), pos
+
+
+def _merge_heavy_term(parts, term: int, segment: _Segment, positions: bool) -> tuple[int, int, int]:
+    """Encode one very frequent term run by run; returns its byte lengths in the three streams."""
+    lengths = np.zeros(3, dtype=np.int64)
+    previous_doc = -1
+    for docs, tfs, pos in _heavy_pieces(parts, term, positions):
+        encoded = encode_postings([len(docs)], docs, tfs, pos, previous_doc)
         segment.append(encoded)
         lengths += [int(encoded.docs_len[0]), int(encoded.freqs_len[0]), int(encoded.positions_len[0])]
         previous_doc = int(docs[-1])
     return tuple(lengths.tolist())
+
+
+def _open_range(runs: list[tuple[str, int]], lo: str | None, hi: str | None):
+    """Open the runs' slices of a term range: (vocabulary, df, cf, per-run parts)."""
+    opened = [(_Run(path, lo, hi), offset) for path, offset in runs]
+    slices = [(0, len(run)) for run, _ in opened]  # _Run indexes are range-local
+    vocab, ids = _union(opened, slices)
+    df = np.zeros(len(vocab), dtype=np.int64)
+    cf = np.zeros(len(vocab), dtype=np.int64)
+    for (run, _), g in zip(opened, ids):
+        run_df, run_cf = run.counts(0, len(run))
+        df[g] += run_df
+        cf[g] += run_cf
+    parts = [(run, offset, 0, g) for (run, offset), g in zip(opened, ids) if len(g)]
+    return vocab, df, cf, parts
+
+
+def _batches(df: np.ndarray, cf: np.ndarray, positions: bool, batch_weight: int):
+    """(first, last, heavy) term batches of about batch_weight postings + positions each; a term
+    heavier than that comes alone with heavy=True."""
+    weight = df + (cf if positions else 0)
+    before = np.concatenate(([0], np.cumsum(weight)))  # weight of the terms before each term
+    first = 0
+    while first < len(df):
+        if weight[first] > batch_weight:
+            yield first, first + 1, True
+            first += 1
+            continue
+        last = max(first + 1, int(np.searchsorted(before, before[first] + batch_weight, side="right")) - 1)
+        yield first, last, False
+        first = last
+
+
+def combine_runs(runs: list[tuple[str, int]], path: str, positions: bool, batch_weight: int = 1 << 22) -> str:
+    """Merge consecutive runs ((path, doc offset) in chunk order) into one run at `path` whose doc
+    ids are global (its offset is 0). Limits a merge's fan-in: see build.MAX_FAN_IN."""
+    vocab, df, cf, parts = _open_range(runs, None, None)
+    os.makedirs(path, exist_ok=True)  # a rerun after a dead attempt overwrites its files
+    names = ("docs", "tfs") + (("positions",) if positions else ())
+    sizes = {"docs": int(df.sum()), "tfs": int(df.sum()), "positions": int(cf.sum())}
+    files = {}
+    for name in names:  # .npy files written header first, then appended to batch by batch
+        files[name] = open(os.path.join(path, name + ".npy"), "wb")
+        header = {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint32)),
+            "fortran_order": False,
+            "shape": (sizes[name],),
+        }
+        np.lib.format.write_array_header_1_0(files[name], header)
+    try:
+        for first, last, heavy in _batches(df, cf, positions, batch_weight):
+            pieces = (
+                _heavy_pieces(parts, first, positions) if heavy else [_gather(parts, first, last, df, cf, positions)]
+            )
+            for piece in pieces:
+                for name, values in zip(("docs", "tfs", "positions"), piece):
+                    if name in files:
+                        values.tofile(files[name])
+    finally:
+        for f in files.values():
+            f.close()
+    term_bytes = [t.encode("utf-8") for t in vocab]
+    lengths = np.fromiter(map(len, term_bytes), np.int64, len(term_bytes))
+    np.save(os.path.join(path, "term_offsets.npy"), np.concatenate(([0], np.cumsum(lengths))))
+    np.save(os.path.join(path, "terms.npy"), np.frombuffer(b"".join(term_bytes), dtype=np.uint8))
+    np.save(os.path.join(path, "post_offsets.npy"), np.concatenate(([0], np.cumsum(df))))
+    np.save(os.path.join(path, "pos_offsets.npy"), np.concatenate(([0], np.cumsum(cf))))
+    return path
 
 
 def plan_ranges(samples: list[tuple[str, int]], parts: int) -> list[TermRange]:

@@ -219,3 +219,23 @@ def test_large_random_vocabulary_matches_reference(tmp_path):
     config = AnalyzerConfig(stem="none", max_term_chars=200)
     build_index([corpus], out, BuildOptions(processes=1, chunk_size=50_000, memory=2_000_000, analyzer=config))
     _assert_matches_reference(out, docs)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_combining_runs_to_limit_fan_in_keeps_the_index_identical(tmp_path, monkeypatch, processes):
+    from indexer import build
+
+    docs = random_docs(seed=13, count=120, max_words=300)
+    corpus = write_corpus(tmp_path / "c", docs)
+    reference = tmp_path / "ref.idx"
+    build_index([corpus], reference, BuildOptions(processes=1))
+    monkeypatch.setattr(build, "MAX_FAN_IN", 3)  # ~20 runs -> 7 -> 3: two levels of combining
+    merged_from = []
+    original_merge = build._merge
+    monkeypatch.setattr(
+        build, "_merge", lambda executor, runs, *a: (merged_from.append(runs), original_merge(executor, runs, *a))[1]
+    )
+    out = tmp_path / "x.idx"
+    build_index([corpus], out, BuildOptions(processes=processes, chunk_size=4000, memory=50_000))
+    assert len(merged_from[0]) <= 3 and all(offset == 0 for _, offset in merged_from[0])
+    assert out.read_bytes() == reference.read_bytes()
