@@ -263,6 +263,12 @@ def _write(output: Path, plan: CorpusPlan, summaries, segments, stats: BuildStat
         "analyzer": options.analyzer.to_dict(),
         "source_files": len(plan.files),
         "skipped": stats.skipped_by_reason,
+        # how documents were read, so that snippets can read them back the same way
+        "read": {
+            "id_fields": list(options.read.id_fields),
+            "text_fields": list(options.read.text_fields),
+            "encoding": options.read.encoding,
+        },
     }
     docs = [np.load(s.docs_path) for s in summaries]
     segs = [segment_arrays(s.path) for s in segments]

@@ -256,3 +256,15 @@ def test_ctrl_c_leaves_previous_index_and_no_temporary_files(tmp_path):
     assert "Aborted" in stderr and "Traceback" not in stderr
     assert out.read_bytes() == b"previous index"
     _assert_clean(out_dir, {"x.idx"})
+
+
+def test_snippets_read_back_records_with_custom_fields(runner, tmp_path):
+    corpus = tmp_path / "docs.jsonl"
+    records = [{"key": "a", "body": "the river bends past the old mill"}, {"key": "b", "body": "bread and salt"}]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "x.idx"
+    args = ["build", str(corpus), "-o", str(out), "--id-field", "key", "--text-field", "body", "-q"]
+    assert runner.invoke(cli, args, catch_exceptions=False).exit_code == 0
+    result = runner.invoke(cli, ["search", str(out), "mill", "--snippets", "--json"], catch_exceptions=False)
+    hit = json.loads(result.stdout)["results"][0]
+    assert hit["doc"] == "a" and "**mill**" in hit["snippet"]
