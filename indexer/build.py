@@ -24,14 +24,22 @@ from indexer.corpus import CorpusPlan, ReadOptions, plan_corpus
 from indexer.errors import CorpusError, IndexerError
 from indexer.executors import cpu_count, make_executor
 from indexer.invert import InvertSettings, RunSummary, invert_chunk
-from indexer.merge import RangeSummary, TermRange, combine_runs, merge_range, plan_ranges, segment_arrays
+from indexer.merge import (
+    RangeSummary,
+    TermRange,
+    combine_runs,
+    merge_range,
+    plan_ranges,
+    run_term_count,
+    segment_arrays,
+)
 
 DEFAULT_CHUNK_SIZE = 4 << 20
 DEFAULT_MEMORY = 1 << 30
 BYTES_PER_MERGED_POSTING = 120  # peak worker RSS growth per posting + position of a merge batch (measured)
 RANGES_PER_PROCESS = 4
-MAX_FAN_IN = 64  # runs one merge reads at once; more are first combined in groups (measured: ~0.4 MB per run
-# per range in memory, and one file read per run per batch)
+MIN_FAN_IN, MAX_FAN_IN = 4, 64  # runs one merge reads at once; more are first combined in groups
+BYTES_PER_RUN_TERM = 48  # merge memory per run and term it reads (offsets, hashes, numbers; measured)
 
 
 @dataclass(frozen=True)
@@ -184,12 +192,18 @@ def _plan_ranges(summaries: list[RunSummary], processes: int) -> list[TermRange]
 
 
 def _limit_fan_in(executor, runs, tmp, options: BuildOptions, timings) -> list[tuple[str, int]]:
-    """Combine groups of consecutive runs until at most MAX_FAN_IN remain, so that what a range
-    merge keeps per run (its terms in the range) stays bounded however many runs a corpus makes."""
+    """Combine groups of consecutive runs until one merge reads few enough of them at once: a
+    merge keeps each run's terms in its range in memory (about BYTES_PER_RUN_TERM each), so the
+    fan-in follows the memory share, between MIN_FAN_IN and MAX_FAN_IN."""
     mark, level = time.perf_counter(), 0
-    batch_weight = max(1000, options.memory // (executor.processes + 1) // BYTES_PER_MERGED_POSTING)
-    while len(runs) > MAX_FAN_IN:
-        groups = [runs[i : i + MAX_FAN_IN] for i in range(0, len(runs), MAX_FAN_IN)]
+    share = options.memory // (executor.processes + 1)
+    batch_weight = max(1000, share // BYTES_PER_MERGED_POSTING)
+    while True:
+        terms_per_run = max(1, sum(run_term_count(path) for path, _ in runs) // max(1, len(runs)))
+        fan_in = max(MIN_FAN_IN, min(MAX_FAN_IN, share // (BYTES_PER_RUN_TERM * terms_per_run)))
+        if len(runs) <= fan_in:
+            break
+        groups = [runs[i : i + fan_in] for i in range(0, len(runs), fan_in)]
         tasks = [
             (group, os.path.join(tmp, f"combined-{level}-{n:05d}"), options.positions, batch_weight)
             for n, group in enumerate(groups)

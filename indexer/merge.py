@@ -59,6 +59,11 @@ class _Array:
         return int(self.read(i, i + 1)[0])
 
 
+def run_term_count(path: str) -> int:
+    """The number of terms in a run folder (from an array header; reads no data)."""
+    return _Array(os.path.join(path, "term_offsets.npy")).length - 1
+
+
 class _Run:
     """The part of one run folder that falls in a term range: its terms, df and cf are read once;
     postings and positions are read in slices as batches need them. Indexes are range-local."""

@@ -229,7 +229,8 @@ def test_combining_runs_to_limit_fan_in_keeps_the_index_identical(tmp_path, monk
     corpus = write_corpus(tmp_path / "c", docs)
     reference = tmp_path / "ref.idx"
     build_index([corpus], reference, BuildOptions(processes=1))
-    monkeypatch.setattr(build, "MAX_FAN_IN", 3)  # ~20 runs -> 7 -> 3: two levels of combining
+    monkeypatch.setattr(build, "MIN_FAN_IN", 3)  # ~20 runs -> 7 -> 3: two levels of combining
+    monkeypatch.setattr(build, "MAX_FAN_IN", 3)
     merged_from = []
     original_merge = build._merge
     monkeypatch.setattr(
