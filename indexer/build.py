@@ -23,6 +23,7 @@ from indexer.analysis import AnalyzerConfig
 from indexer.corpus import CorpusPlan, ReadOptions, plan_corpus
 from indexer.errors import CorpusError, IndexerError
 from indexer.executors import cpu_count, make_executor
+from indexer.format import is_index_file
 from indexer.invert import InvertSettings, RunSummary, invert_chunk
 from indexer.merge import (
     RangeSummary,
@@ -36,10 +37,10 @@ from indexer.merge import (
 
 DEFAULT_CHUNK_SIZE = 4 << 20
 DEFAULT_MEMORY = 1 << 30
-BYTES_PER_MERGED_POSTING = 120  # peak worker RSS growth per posting + position of a merge batch (measured)
+BYTES_PER_MERGED_POSTING = 200  # peak worker RSS growth per posting + position of a merge batch (measured)
 RANGES_PER_PROCESS = 4
 MIN_FAN_IN, MAX_FAN_IN = 4, 64  # runs one merge reads at once; more are first combined in groups
-BYTES_PER_RUN_TERM = 48  # merge memory per run and term it reads (offsets, hashes, numbers; measured)
+BYTES_PER_RUN_TERM = 80  # merge memory per run and term it reads (offsets, hashes, numbers; measured)
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,9 @@ class BuildStats:
     bytes_read: int
     seconds: float
     processes: int
-    skipped: int
-    skipped_by_reason: dict[str, int]
+    skipped: int  # inputs not indexed
+    skipped_by_reason: dict[str, int]  # every reason, repaired ones (documents kept) included
+    repaired: int  # documents indexed despite a problem (duplicate id, undecodable bytes replaced)
     skipped_examples: dict[str, list[str]]
     index: str
     index_bytes: int
@@ -102,12 +104,12 @@ def build_index(
     timings: dict[str, float] = {}
     output = Path(output)
     _check_output(output)
-    plan = plan_corpus(list(paths), options.chunk_size, options.read)
+    plan = plan_corpus(list(paths), options.chunk_size, options.read, ignore=Path(os.path.abspath(output)))
     processes = executor.processes if executor is not None else options.processes or cpu_count()
     processes = max(1, min(processes, len(plan.chunks))) if executor is None else processes
     timings["plan"] = time.perf_counter() - started
     own_executor = executor is None
-    tmp = tempfile.mkdtemp(prefix=".indexer-", dir=options.tmp_dir or output.parent)
+    tmp = _make_tmp_dir(options.tmp_dir, output)
     try:
         if own_executor:
             executor = make_executor(processes)
@@ -141,7 +143,8 @@ def build_index(
             bytes_read=sum(s.bytes_read for s in summaries),
             seconds=0.0,
             processes=processes,
-            skipped=sum(skipped.values()),
+            skipped=sum(n for reason, n in skipped.items() if not is_kept(reason)),
+            repaired=sum(n for reason, n in skipped.items() if is_kept(reason)),
             skipped_by_reason=skipped,
             skipped_examples=examples,
             index=str(output),
@@ -159,6 +162,17 @@ def build_index(
     return stats
 
 
+def _make_tmp_dir(tmp_dir: Path | None, output: Path) -> str:
+    where = tmp_dir or output.parent
+    try:
+        return tempfile.mkdtemp(prefix=".indexer-", dir=where)
+    except OSError as err:
+        option = "--tmp-dir" if tmp_dir else "-o"
+        raise IndexerError(
+            f"{where}: cannot create temporary files there ({err.strerror}); choose another {option}"
+        ) from None
+
+
 def _check_output(output: Path) -> None:
     folder = output.parent if str(output.parent) else Path(".")
     if output.is_dir():
@@ -167,6 +181,8 @@ def _check_output(output: Path) -> None:
         raise IndexerError(f"{output}: folder {folder} does not exist; create it or choose another -o")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise IndexerError(f"{output}: cannot write in folder {folder} (permission denied); choose another -o")
+    if output.exists() and not is_index_file(output):
+        raise IndexerError(f"{output}: exists and is not an index file; remove it or choose another -o")
 
 
 def _invert(executor, plan: CorpusPlan, settings, tmp, on_progress, timings) -> list[RunSummary]:
@@ -227,6 +243,11 @@ def _merge(executor, runs, ranges, tmp, positions, memory, on_progress, timings)
             on_progress(Progress("merge", n, len(tasks)))
     timings["merge"] = time.perf_counter() - mark
     return segments
+
+
+def is_kept(reason: str) -> bool:
+    """Whether documents counted under `reason` are still indexed (repaired) rather than skipped."""
+    return reason == "duplicate id" or reason.startswith("invalid ")
 
 
 def _skips(plan: CorpusPlan, summaries: list[RunSummary]) -> tuple[dict[str, int], dict[str, list[str]]]:

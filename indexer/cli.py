@@ -19,7 +19,7 @@ import click
 
 from indexer import __version__
 from indexer.analysis import MAX_TERM_CHARS_DEFAULT, AnalyzerConfig, resolve_stopwords
-from indexer.build import DEFAULT_CHUNK_SIZE, DEFAULT_MEMORY, BuildOptions, build_index
+from indexer.build import DEFAULT_CHUNK_SIZE, DEFAULT_MEMORY, BuildOptions, build_index, is_kept
 from indexer.corpus import FORMATS, ID_FIELDS, TEXT_FIELDS, ReadOptions, parse_size
 from indexer.errors import IndexerError, QueryError
 from indexer.evaluate import parse_metrics, read_qrels, read_queries, write_trec_run
@@ -41,6 +41,8 @@ def reported_errors():
         raise _QueryFailed(str(err)) from None
     except IndexerError as err:
         raise click.ClickException(str(err)) from None
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): Click exits quietly
     except OSError as err:
         where = f"{err.filename}: " if err.filename else ""
         raise click.ClickException(f"{where}{err.strerror or err}") from None
@@ -225,18 +227,20 @@ def build(
         show_bar = progress if progress is not None else sys.stderr.isatty()
         with _progress_bar(enabled=show_bar and not quiet and not as_json) as on_progress:
             stats = build_index(list(corpus), output, options, on_progress=on_progress, executor=executor)
-    if stats.skipped and not as_json:
-        details = ", ".join(
-            f"{n} {reason} (first: {stats.skipped_examples[reason][0]})"
-            for reason, n in stats.skipped_by_reason.items()
-        )
-        click.echo(f"Warning: {stats.skipped} skipped: {details}", err=True)
+    if stats.skipped_by_reason and not as_json:
+        for kept in (False, True):
+            reasons = {r: n for r, n in stats.skipped_by_reason.items() if is_kept(r) == kept}
+            if reasons:
+                details = ", ".join(f"{n} {r} (first: {stats.skipped_examples[r][0]})" for r, n in reasons.items())
+                what = "indexed with repairs" if kept else "skipped"
+                click.echo(f"Warning: {sum(reasons.values())} {what}: {details}", err=True)
     if as_json:
         click.echo(json.dumps(stats.to_dict()))
     elif not quiet:
         mb = stats.bytes_read / 1e6
         click.echo(
-            f"Indexed {stats.documents:,} documents: {stats.terms:,} terms, {stats.postings:,} postings, "
+            f"Indexed {stats.documents:,} document{'s' if stats.documents != 1 else ''}: "
+            f"{stats.terms:,} terms, {stats.postings:,} postings, "
             f"{stats.tokens:,} tokens, {mb:,.1f} MB in {stats.seconds:.2f} s ({mb / stats.seconds:,.1f} MB/s) "
             f"with {stats.processes} process{'es' if stats.processes > 1 else ''} -> {stats.index}",
             err=True,

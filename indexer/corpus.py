@@ -185,9 +185,12 @@ def _walk(root: Path, options: ReadOptions, skipped: dict[str, list[str]]) -> It
                 yield Path(folder, name), prefix + name
 
 
-def plan_corpus(paths: list[Path], chunk_size: int, options: ReadOptions = ReadOptions()) -> CorpusPlan:
+def plan_corpus(
+    paths: list[Path], chunk_size: int, options: ReadOptions = ReadOptions(), ignore: Path | None = None
+) -> CorpusPlan:
     """Find every document file under `paths` and group them into chunks of about `chunk_size` bytes.
 
+    `ignore` (an absolute path) is left out: the index being written, when it lies in the corpus.
     A JSONL or TREC file larger than `chunk_size` (not gzip-compressed) is cut into byte ranges.
     Raises CorpusError when a path does not exist, the format or encoding is unknown, no file is
     found at all, or (with options.strict) a file cannot be read.
@@ -213,7 +216,7 @@ def plan_corpus(paths: list[Path], chunk_size: int, options: ReadOptions = ReadO
         else:
             raise CorpusError(f"{display_path(root)}: not a regular file or folder")
         for path, rel in found:
-            if not _selected(rel, options):
+            if not _selected(rel, options) or (ignore is not None and os.path.abspath(path) == os.path.abspath(ignore)):
                 continue
             try:
                 st = os.stat(path)

@@ -245,11 +245,23 @@ class IndexWriter:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp made it 0600; an index is as readable as any file
         os.replace(self._tmp, self.path)
 
 
 # ---------------------------------------------------------------------------------------------
 # Reading
+
+
+def is_index_file(path: Path) -> bool:
+    """Whether `path` starts with this format's magic (any version): safe to replace with an index."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -306,13 +318,14 @@ class IndexReader:
         self._buf = np.frombuffer(self._map, dtype=np.uint8)
         magic, version, _flags = HEADER.unpack_from(self._map, 0)
         if magic != MAGIC:
-            raise self._error("not an index file (bad magic); build one with 'indexer build'")
+            raise self._error("not an index file (bad magic)")
         if not OLDEST_READABLE_VERSION <= version <= FORMAT_VERSION:
             raise UnsupportedVersionError(
                 f"{self.path}: index format version {version} is not supported (this indexer reads versions "
                 f"{OLDEST_READABLE_VERSION}-{FORMAT_VERSION}); rebuild it with this version or upgrade indexer"
             )
         self.format_version = version
+        self._verified: set[int] = set()
         count, table_crc, length, tail_magic = TRAILER.unpack_from(self._map, size - TRAILER.size)
         if tail_magic != MAGIC or length != size:
             raise self._error(f"truncated or damaged file (footer missing; {size} bytes on disk)")
@@ -358,15 +371,26 @@ class IndexReader:
         s = self.sections[kind]
         return self._buf[s.offset : s.offset + s.length]
 
+    def _checked(self, kind: int) -> np.ndarray:
+        """A small section's bytes, its checksum verified on first use: damage in the dictionary or
+        the document table is refused instead of giving wrong answers. (The big postings sections
+        are bounds-checked as they are decoded; `verify` checks their checksums.)"""
+        data = self._bytes(kind)
+        if kind not in self._verified:
+            if zlib.crc32(data) != self.sections[kind].crc:
+                raise self._error(f"{SECTION_NAMES[kind]} section checksum mismatch (damaged file)")
+            self._verified.add(kind)
+        return data
+
     def _varints(self, kind: int, count: int) -> np.ndarray:
         try:
-            return decode_varints(self._bytes(kind), count)
+            return decode_varints(self._checked(kind), count)
         except IndexFormatError as err:
             raise self._error(f"{SECTION_NAMES[kind]} section: {err} (damaged file)") from None
 
     def _string_table(self, kind: int, count: int) -> tuple[np.ndarray, np.ndarray]:
         """(offsets, blob) for a section of `count` varint lengths followed by a UTF-8 blob."""
-        raw = self._bytes(kind)
+        raw = self._checked(kind)
         lengths = self._varints(kind, count)
         head = int(varint_sizes(lengths).sum())
         offsets = np.zeros(count + 1, dtype=np.int64)
@@ -379,7 +403,7 @@ class IndexReader:
 
     @cached_property
     def doc_lengths(self) -> np.ndarray:
-        lengths = self._bytes(DOC_LENGTHS).view(np.uint32)
+        lengths = self._checked(DOC_LENGTHS).view(np.uint32)
         if len(lengths) != self.doc_count:
             raise self._error("doc lengths section has the wrong size (damaged file)")
         return lengths

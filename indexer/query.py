@@ -113,6 +113,9 @@ def _tokenize(text: str) -> list[_Token]:
     return tokens
 
 
+MAX_NESTING = 50  # parentheses; deeper queries are refused rather than exhausting the stack
+
+
 class _Parser:
     """Recursive descent over the tokens; one method per precedence level.
 
@@ -125,6 +128,7 @@ class _Parser:
     def __init__(self, tokens: list[_Token]) -> None:
         self._tokens = tokens
         self._at = 0
+        self._depth = 0
 
     def _peek(self) -> _Token:
         return self._tokens[self._at]
@@ -152,6 +156,8 @@ class _Parser:
             clauses.append(self.conjunction())
         if opening is None and self._peek().kind == ")":
             raise QueryError(f"unbalanced parenthesis at column {self._peek().column}")
+        if not clauses:  # "(" at the end of the query: the group never closes
+            raise QueryError(f"unbalanced parenthesis at column {opening.column}")
         if all(clause.occur == "must_not" for clause in clauses):
             where = "query" if opening is None else f"group at column {opening.column}"
             raise QueryError(f"{where} has only negated terms; add a word to search for")
@@ -191,7 +197,11 @@ class _Parser:
         assert token.kind == "(", token  # callers check for an operand first
         if self._peek().kind == ")":
             raise QueryError(f"empty parentheses at column {token.column}")
+        self._depth += 1
+        if self._depth > MAX_NESTING:
+            raise QueryError(f"parentheses nested more than {MAX_NESTING} deep at column {token.column}")
         node = self.group(token)
+        self._depth -= 1
         if self._take().kind != ")":
             raise QueryError(f"unbalanced parenthesis at column {token.column}")
         return node

@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from indexer.analysis import AnalyzerConfig
 from indexer.build import BuildOptions, build_index
 
+# a real (small) index: builds refuse to replace files that are not indexes
+PREVIOUS_INDEX = (Path(__file__).parent / "data" / "golden-v1.idx").read_bytes()
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 WORDS = [

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_corpus
+from conftest import PREVIOUS_INDEX, write_corpus
 
 from indexer.cli import cli
 
@@ -226,7 +226,7 @@ def test_killed_worker_fails_the_build_quickly(tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / "x.idx"
-    out.write_bytes(b"previous index")
+    out.write_bytes(PREVIOUS_INDEX)
     proc = _start_build(corpus, out)
     pids = _wait_for_workers(proc, 3)  # forkserver + 2 workers
     time.sleep(0.3)
@@ -236,7 +236,7 @@ def test_killed_worker_fails_the_build_quickly(tmp_path):
     assert time.monotonic() - started < 30
     assert proc.returncode == 1, stderr
     assert "worker process died" in stderr and "Traceback" not in stderr
-    assert out.read_bytes() == b"previous index"
+    assert out.read_bytes() == PREVIOUS_INDEX
     _assert_clean(out_dir, {"x.idx"})
 
 
@@ -246,7 +246,7 @@ def test_ctrl_c_leaves_previous_index_and_no_temporary_files(tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / "x.idx"
-    out.write_bytes(b"previous index")
+    out.write_bytes(PREVIOUS_INDEX)
     proc = _start_build(corpus, out)
     _wait_for_workers(proc, 3)
     time.sleep(0.3)
@@ -254,7 +254,7 @@ def test_ctrl_c_leaves_previous_index_and_no_temporary_files(tmp_path):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 1, stderr
     assert "Aborted" in stderr and "Traceback" not in stderr
-    assert out.read_bytes() == b"previous index"
+    assert out.read_bytes() == PREVIOUS_INDEX
     _assert_clean(out_dir, {"x.idx"})
 
 
@@ -268,3 +268,25 @@ def test_snippets_read_back_records_with_custom_fields(runner, tmp_path):
     result = runner.invoke(cli, ["search", str(out), "mill", "--snippets", "--json"], catch_exceptions=False)
     hit = json.loads(result.stdout)["results"][0]
     assert hit["doc"] == "a" and "**mill**" in hit["snippet"]
+
+
+def test_output_that_is_not_an_index_is_not_overwritten(runner, small_corpus, tmp_path):
+    precious = sorted(small_corpus.rglob("*.txt"))[0]
+    before = precious.read_bytes()
+    result = runner.invoke(cli, ["build", str(small_corpus), "-o", str(precious)])
+    _one_line_error(result, 1, "not an index file")
+    assert precious.read_bytes() == before
+
+
+def test_index_written_inside_the_corpus_is_not_indexed_next_time(runner, small_corpus):
+    out = small_corpus / "corpus.idx"
+    for _ in range(2):
+        result = runner.invoke(cli, ["build", str(small_corpus), "-o", str(out), "--strict", "--json"])
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["documents"] == 40
+
+
+def test_broken_pipe_is_quiet(small_index):
+    script = f"{' '.join(_indexer_command())} search {small_index} merge -k 40 | head -c 1 >/dev/null"
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert "Error" not in done.stderr and "Traceback" not in done.stderr

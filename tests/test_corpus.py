@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import random_docs, write_corpus
+from conftest import PREVIOUS_INDEX, random_docs, write_corpus
 
 from indexer import corpus
 from indexer.analysis import AnalyzerConfig
@@ -338,7 +338,7 @@ def test_bad_jsonl_lines_are_skipped_with_file_and_line(tmp_path, runner):
 def test_strict_fails_on_any_skip_and_writes_nothing(tmp_path, runner):
     corpus = write_corpus(tmp_path / "c", {"a.jsonl": '{"id": "a", "text": "fine"}\n{oops\n'})
     out = tmp_path / "x.idx"
-    out.write_bytes(b"old index")
+    out.write_bytes(PREVIOUS_INDEX)
     result = _run(runner, corpus, out, "--strict", ok=False)
     assert result.exit_code == 1
     assert result.stdout == ""
@@ -346,7 +346,7 @@ def test_strict_fails_on_any_skip_and_writes_nothing(tmp_path, runner):
         result.stderr == f"Error: {corpus / 'a.jsonl'}:2: not valid JSON; --strict stops at any skipped or "
         "repaired input: fix it or build without --strict\n"
     )
-    assert out.read_bytes() == b"old index"
+    assert out.read_bytes() == PREVIOUS_INDEX
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "x.idx"]  # no temporary files left
 
 

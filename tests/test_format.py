@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -109,3 +110,27 @@ def test_writer_leaves_nothing_behind_on_failure(tmp_path):
         raise RuntimeError("interrupted")
     assert target.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["x.idx"]
+
+
+@pytest.mark.parametrize("kind", [fmt.TERMS, fmt.TERM_INFO, fmt.DOC_LENGTHS, fmt.DOC_NAMES])
+def test_damaged_dictionary_or_document_table_is_refused_on_use(tmp_path, kind):
+    data = bytearray(GOLDEN.read_bytes())
+    with IndexReader(GOLDEN) as reader:
+        section = reader.sections[kind]
+    data[section.offset] ^= 0x01
+    with IndexReader(_copy(tmp_path, bytes(data))) as reader, pytest.raises(IndexFormatError, match="checksum"):
+        reader.postings("fox")
+        assert reader.doc_lengths is not None
+        reader.doc_names()
+
+
+def test_index_file_gets_normal_permissions(tmp_path):
+    target = tmp_path / "x.idx"
+    old = os.umask(0o022)
+    try:
+        with fmt.IndexWriter(target) as writer:
+            writer.section(fmt.META, b"{}")
+            writer.commit()
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644

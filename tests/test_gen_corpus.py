@@ -1,4 +1,5 @@
 """Tests for bench/gen_corpus.py (loaded by file path: bench/ is not a package)."""
+
 import importlib.util
 import json
 import subprocess
@@ -17,8 +18,11 @@ SIZE = 200 * 1024
 
 def corpus_files(root: Path) -> dict[str, bytes]:
     """Relative path -> content of every generated file (the .done marker excluded)."""
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".done"}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".done"
+    }
 
 
 @pytest.mark.parametrize("fmt", ["text", "jsonl"])

@@ -418,3 +418,14 @@ def test_operator_precedence_agrees_with_the_reference(corpus, items):
             parse_query(query)
     else:
         check_matches(parse_query(query), corpus, expected)
+
+
+def test_lone_open_parenthesis_is_unbalanced():
+    with pytest.raises(QueryError, match="unbalanced parenthesis at column 1"):
+        parse_query("(")
+
+
+def test_deep_nesting_is_refused_not_a_crash():
+    with pytest.raises(QueryError, match="nested more than"):
+        parse_query("(" * 300 + "a" + ")" * 300)
+    assert parse_query("(" * 20 + "a" + ")" * 20) == Term("a")
