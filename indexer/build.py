@@ -37,10 +37,10 @@ from indexer.merge import (
 
 DEFAULT_CHUNK_SIZE = 4 << 20
 DEFAULT_MEMORY = 1 << 30
-BYTES_PER_MERGED_POSTING = 200  # peak worker RSS growth per posting + position of a merge batch (measured)
+BYTES_PER_MERGED_POSTING = 120  # peak worker RSS growth per posting + position of a merge batch (measured)
 RANGES_PER_PROCESS = 4
 MIN_FAN_IN, MAX_FAN_IN = 4, 64  # runs one merge reads at once; more are first combined in groups
-BYTES_PER_RUN_TERM = 80  # merge memory per run and term it reads (offsets, hashes, numbers; measured)
+BYTES_PER_RUN_TERM = 48  # merge memory per run and term it reads (offsets, hashes, numbers; measured)
 
 
 @dataclass(frozen=True)
