@@ -581,6 +581,8 @@ def bench(corpus, counts, chunk_size, memory, positions, tmp_dir, as_json):
     click.echo(f"open the index + a two-term query: {report.open_and_query_ms:.1f} ms")
     click.echo("processes  seconds    MB/s  speedup  vs findall  serial share  peak RSS MB  bytes/posting  bytes/token")
     for row in report.rows:
+        if row.processes != row.requested:
+            click.echo(f"(-p {row.requested} used {row.processes}: the corpus has only that many chunks)", err=True)
         rss = f"{row.peak_rss_bytes / 1e6:11,.0f}" if row.peak_rss_bytes is not None else "          -"
         click.echo(
             f"{row.processes:>9}  {row.seconds:7.2f}  {row.mb_per_s:6.1f}  {row.speedup:7.2f}  "
