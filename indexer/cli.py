@@ -446,7 +446,12 @@ def eval_command(index, queries_file, qrels_file, metrics, per_query, depth, k1,
     with reported_errors():
         queries = read_queries(queries_file)
         qrels = read_qrels(qrels_file)
+        if not {qid for qid, _ in queries} & set(qrels):
+            click.echo(f"Warning: no query id in {queries_file} has judgments in {qrels_file}", err=True)
         with open_index(index) as reader:
+            judged = {doc for docs in qrels.values() for doc in docs}
+            if not judged & set(reader.doc_names()):
+                click.echo(f"Warning: no document judged in {qrels_file} is in {index}; wrong index?", err=True)
             evaluation = evaluate_index(reader, queries, qrels, metrics, depth=depth, k1=k1, b=b, syntax=syntax)
     if as_json:
         click.echo(

@@ -158,3 +158,17 @@ def test_cranfield_ndcg_matches_bm25s(tmp_path):
     assert ours.queries == theirs.queries == 225
     assert abs(ours.mean["ndcg@10"] - theirs.mean["ndcg@10"]) < 0.005
     assert abs(ours.mean["ndcg@10"] - 0.3276) < 0.005  # the reference figure in shared/data/README.md
+
+
+def test_eval_warns_when_qrels_do_not_belong_to_the_index(runner, small_index, tmp_path):
+    queries = tmp_path / "q.tsv"
+    queries.write_text("q1\tmerge sort\n")
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("q1 0 not-a-document 1\n")
+    result = runner.invoke(cli, ["eval", str(small_index), "--queries", str(queries), "--qrels", str(qrels)])
+    assert result.exit_code == 0
+    assert "no document judged in" in result.stderr and "wrong index?" in result.stderr
+    other = tmp_path / "other.txt"
+    other.write_text("q9 0 not-a-document 1\n")
+    result = runner.invoke(cli, ["eval", str(small_index), "--queries", str(queries), "--qrels", str(other)])
+    assert "no query id in" in result.stderr
