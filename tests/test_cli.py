@@ -216,12 +216,10 @@ def _wait_for_workers(proc: subprocess.Popen, count: int) -> list[int]:
     pytest.fail("the build's worker processes never appeared")
 
 
-def _assert_clean(folder: Path, expected: set[str]) -> None:
-    assert {p.name for p in folder.iterdir()} == expected
-
-
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker pids through Linux /proc")
-def test_killed_worker_fails_the_build_quickly(tmp_path):
+def _interrupt_build(tmp_path: Path, interrupt) -> tuple[subprocess.CompletedProcess, float]:
+    """Start a real -p 2 build over an existing index, call interrupt(build process, worker pids)
+    once its workers run, and return (finished process with stderr, seconds it took to stop).
+    Whatever happened, the previous index must be intact and no temporary file left."""
     corpus = _big_corpus(tmp_path / "corpus")
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -230,32 +228,27 @@ def test_killed_worker_fails_the_build_quickly(tmp_path):
     proc = _start_build(corpus, out)
     pids = _wait_for_workers(proc, 3)  # forkserver + 2 workers
     time.sleep(0.3)
-    os.kill(pids[-1], signal.SIGKILL)
+    interrupt(proc, pids)
     started = time.monotonic()
     _, stderr = proc.communicate(timeout=60)
-    assert time.monotonic() - started < 30
-    assert proc.returncode == 1, stderr
-    assert "worker process died" in stderr and "Traceback" not in stderr
+    stopped = time.monotonic() - started
+    assert "Traceback" not in stderr
     assert out.read_bytes() == PREVIOUS_INDEX
-    _assert_clean(out_dir, {"x.idx"})
+    assert {p.name for p in out_dir.iterdir()} == {"x.idx"}
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr), stopped
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker pids through Linux /proc")
+def test_killed_worker_fails_the_build_quickly(tmp_path):
+    done, stopped = _interrupt_build(tmp_path, lambda proc, pids: os.kill(pids[-1], signal.SIGKILL))
+    assert stopped < 30
+    assert done.returncode == 1 and "worker process died" in done.stderr, done.stderr
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker pids through Linux /proc")
 def test_ctrl_c_leaves_previous_index_and_no_temporary_files(tmp_path):
-    corpus = _big_corpus(tmp_path / "corpus")
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    out = out_dir / "x.idx"
-    out.write_bytes(PREVIOUS_INDEX)
-    proc = _start_build(corpus, out)
-    _wait_for_workers(proc, 3)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 1, stderr
-    assert "Aborted" in stderr and "Traceback" not in stderr
-    assert out.read_bytes() == PREVIOUS_INDEX
-    _assert_clean(out_dir, {"x.idx"})
+    done, _ = _interrupt_build(tmp_path, lambda proc, pids: proc.send_signal(signal.SIGINT))
+    assert done.returncode == 1 and "Aborted" in done.stderr, done.stderr
 
 
 def test_snippets_read_back_records_with_custom_fields(runner, tmp_path):
