@@ -147,7 +147,7 @@ def merge_range(
     info[:, 0] = df
     for first, last, heavy in _batches(df, cf, positions, batch_weight):
         if heavy:
-            info[first, 1:] = _merge_heavy_term(parts, first, segment, positions)
+            info[first, 1:] = _merge_heavy_term(parts, first, segment, positions, batch_weight)
             continue
         encoded = _merge_batch(parts, first, last, df, cf, positions)
         segment.append(encoded)
@@ -228,24 +228,32 @@ def _merge_batch(parts, first: int, last: int, df: np.ndarray, cf: np.ndarray, p
     return encode_postings(df[first:last], *_gather(parts, first, last, df, cf, positions))
 
 
-def _heavy_pieces(parts, term: int, positions: bool):
-    """One term's postings run by run: (docs, tfs, positions) per run that has it."""
+def _heavy_pieces(parts, term: int, positions: bool, batch_weight: int):
+    """One term's postings, run by run and in pieces of about batch_weight postings + positions:
+    (docs, tfs, positions) in doc order. A very common word's postings never sit whole in memory."""
     for run, doc_offset, a, g in parts:
         k = int(np.searchsorted(g, term))
         if k == len(g) or g[k] != term:
             continue
         i = a + k
-        p0, p1 = int(run.post_start[i]), int(run.post_start[i + 1])
-        docs = run.read("docs", p0, p1) + np.uint32(doc_offset)
-        pos = run.read("positions", int(run.pos_start[i]), int(run.pos_start[i + 1])) if positions else None
-        yield docs, run.read("tfs", p0, p1), pos
+        p0, p1, q0 = int(run.post_start[i]), int(run.post_start[i + 1]), int(run.pos_start[i])
+        tfs = run.read("tfs", p0, p1)
+        ends = np.cumsum(tfs, dtype=np.int64)  # positions up to and including each posting
+        weight = ends + np.arange(1, len(tfs) + 1) if positions else np.arange(1, len(tfs) + 1)
+        cuts = np.searchsorted(weight, np.arange(batch_weight, int(weight[-1]), batch_weight), side="right")
+        bounds = [0, *sorted(set(cuts.tolist()) - {0, len(tfs)}), len(tfs)]
+        for x, y in zip(bounds[:-1], bounds[1:]):
+            docs = run.read("docs", p0 + x, p0 + y) + np.uint32(doc_offset)
+            before = int(ends[x - 1]) if x else 0
+            pos = run.read("positions", q0 + before, q0 + int(ends[y - 1])) if positions else None
+            yield docs, tfs[x:y], pos
 
 
-def _merge_heavy_term(parts, term: int, segment: _Segment, positions: bool) -> tuple[int, int, int]:
+def _merge_heavy_term(parts, term: int, segment: _Segment, positions: bool, batch_weight: int) -> tuple[int, int, int]:
     """Encode one very frequent term run by run; returns its byte lengths in the three streams."""
     lengths = np.zeros(3, dtype=np.int64)
     previous_doc = -1
-    for docs, tfs, pos in _heavy_pieces(parts, term, positions):
+    for docs, tfs, pos in _heavy_pieces(parts, term, positions, batch_weight):
         encoded = encode_postings([len(docs)], docs, tfs, pos, previous_doc)
         segment.append(encoded)
         lengths += [int(encoded.docs_len[0]), int(encoded.freqs_len[0]), int(encoded.positions_len[0])]
@@ -303,7 +311,9 @@ def combine_runs(runs: list[tuple[str, int]], path: str, positions: bool, batch_
     try:
         for first, last, heavy in _batches(df, cf, positions, batch_weight):
             pieces = (
-                _heavy_pieces(parts, first, positions) if heavy else [_gather(parts, first, last, df, cf, positions)]
+                _heavy_pieces(parts, first, positions, batch_weight)
+                if heavy
+                else [_gather(parts, first, last, df, cf, positions)]
             )
             for piece in pieces:
                 for name, values in zip(("docs", "tfs", "positions"), piece):
