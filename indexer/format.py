@@ -485,10 +485,6 @@ class IndexReader:
                 hi = mid
         return lo if lo < self.term_count and data[at[lo] : at[lo + 1]] == key else None
 
-    def df(self, term: str) -> int:
-        i = self.term_id(term)
-        return 0 if i is None else int(self._term_info["df"][i])
-
     def postings(self, term: str) -> Postings | None:
         """The postings of an (analyzed) term, or None when the index does not hold it."""
         i = self.term_id(term)

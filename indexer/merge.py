@@ -118,7 +118,6 @@ class _Segment:
         os.makedirs(path, exist_ok=True)  # a task rerun after its worker died overwrites the dead attempt's files
         self.path = path
         self.files = {name: open(os.path.join(path, name + ".bin"), "wb") for name in STREAMS}
-        self.info: list[np.ndarray] = []  # (df, docs bytes, freqs bytes, positions bytes) per term
 
     def append(self, encoded: EncodedPostings) -> None:
         for name in STREAMS:
