@@ -159,21 +159,20 @@ def merge_range(
     return RangeSummary(term_range.number, segment.path, len(vocab), int(df.sum()))
 
 
-def _union(opened, slices) -> tuple[list[str], list[np.ndarray]]:
-    """The sorted union of the runs' terms in their slices, and each run's terms as numbers into it.
+def _union(opened) -> tuple[list[str], list[np.ndarray]]:
+    """The sorted union of the runs' terms (in the range they were opened for), and each run's terms as numbers into it.
 
     Terms are named by a hash of their bytes (numpy, no Python object per run and term); only the
     distinct terms become strings, for sorting. Terms longer than the hash covers use strings.
     """
     blobs, hashes = [], []
-    for (run, _), (a, b) in zip(opened, slices):
-        offsets = np.asarray(run.term_offsets[a : b + 1])
-        blob = np.asarray(run.blob[offsets[0] : offsets[-1]])
+    for run, _ in opened:
+        offsets, blob = run.term_offsets, run.blob
         lengths = np.diff(offsets)
         if len(lengths) and lengths.max() > MAX_HASHED_WORD:
-            return _union_by_string(opened, slices)
-        blobs.append((blob, offsets - offsets[0]))
-        hashes.append(span_hashes(blob, offsets[:-1] - offsets[0], lengths))
+            return _union_by_string(opened)
+        blobs.append((blob, offsets))
+        hashes.append(span_hashes(blob, offsets[:-1], lengths))
     unique, first = np.unique(np.concatenate(hashes) if hashes else np.zeros(0, np.uint64), return_index=True)
     # the string of each distinct hash, from the run where it first appears
     where = np.searchsorted(np.cumsum([len(h) for h in hashes]), first, side="right")
@@ -189,7 +188,7 @@ def _union(opened, slices) -> tuple[list[str], list[np.ndarray]]:
     return [strings[i] for i in order], ids
 
 
-def _union_by_string(opened, slices) -> tuple[list[str], list[np.ndarray]]:
+def _union_by_string(opened) -> tuple[list[str], list[np.ndarray]]:
     run_terms = [run.terms() for run, _ in opened]
     vocab = sorted(set().union(*run_terms))
     index = {t: i for i, t in enumerate(vocab)}
@@ -204,19 +203,19 @@ def _gather(parts, first: int, last: int, df: np.ndarray, cf: np.ndarray, positi
     pos = np.empty(int(bcf.sum()), dtype=np.uint32) if positions else None
     post_fill = np.concatenate(([0], np.cumsum(bdf)[:-1]))
     pos_fill = np.concatenate(([0], np.cumsum(bcf)[:-1]))
-    for run, doc_offset, a, g in parts:
+    for run, doc_offset, g in parts:
         lo, hi = np.searchsorted(g, first), np.searchsorted(g, last)  # this run's terms in the batch
         if lo == hi:
             continue
         local = g[lo:hi] - first
-        run_df, run_cf = run.counts(a + lo, a + hi)
-        p0, p1 = int(run.post_start[a + lo]), int(run.post_start[a + hi])
+        run_df, run_cf = run.counts(lo, hi)
+        p0, p1 = int(run.post_start[lo]), int(run.post_start[hi])
         dest = _scatter_index(post_fill[local], run_df)
         docs[dest] = run.read("docs", p0, p1) + np.uint32(doc_offset)
         tfs[dest] = run.read("tfs", p0, p1)
         post_fill[local] += run_df
         if pos is not None:
-            q0, q1 = int(run.pos_start[a + lo]), int(run.pos_start[a + hi])
+            q0, q1 = int(run.pos_start[lo]), int(run.pos_start[hi])
             pos[_scatter_index(pos_fill[local], run_cf)] = run.read("positions", q0, q1)
             pos_fill[local] += run_cf
     return docs, tfs, pos
@@ -230,11 +229,10 @@ def _merge_batch(parts, first: int, last: int, df: np.ndarray, cf: np.ndarray, p
 def _heavy_pieces(parts, term: int, positions: bool, batch_weight: int):
     """One term's postings, run by run and in pieces of about batch_weight postings + positions:
     (docs, tfs, positions) in doc order. A very common word's postings never sit whole in memory."""
-    for run, doc_offset, a, g in parts:
-        k = int(np.searchsorted(g, term))
-        if k == len(g) or g[k] != term:
+    for run, doc_offset, g in parts:
+        i = int(np.searchsorted(g, term))
+        if i == len(g) or g[i] != term:
             continue
-        i = a + k
         p0, p1, q0 = int(run.post_start[i]), int(run.post_start[i + 1]), int(run.pos_start[i])
         tfs = run.read("tfs", p0, p1)
         ends = np.cumsum(tfs, dtype=np.int64)  # positions up to and including each posting
@@ -263,15 +261,14 @@ def _merge_heavy_term(parts, term: int, segment: _Segment, positions: bool, batc
 def _open_range(runs: list[tuple[str, int]], lo: str | None, hi: str | None):
     """Open the runs' slices of a term range: (vocabulary, df, cf, per-run parts)."""
     opened = [(_Run(path, lo, hi), offset) for path, offset in runs]
-    slices = [(0, len(run)) for run, _ in opened]  # _Run indexes are range-local
-    vocab, ids = _union(opened, slices)
+    vocab, ids = _union(opened)
     df = np.zeros(len(vocab), dtype=np.int64)
     cf = np.zeros(len(vocab), dtype=np.int64)
     for (run, _), g in zip(opened, ids):
         run_df, run_cf = run.counts(0, len(run))
         df[g] += run_df
         cf[g] += run_cf
-    parts = [(run, offset, 0, g) for (run, offset), g in zip(opened, ids) if len(g)]
+    parts = [(run, offset, g) for (run, offset), g in zip(opened, ids) if len(g)]
     return vocab, df, cf, parts
 
 
