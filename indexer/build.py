@@ -58,7 +58,8 @@ class BuildOptions:
 
 @dataclass(frozen=True)
 class Progress:
-    """Reported after each finished task: stage is "invert" (done/total in bytes) or "merge"."""
+    """Reported after each finished task: stage is "invert" (done/total in bytes), "combine" or
+    "merge" (done/total in tasks)."""
 
     stage: str
     done: int
@@ -132,7 +133,7 @@ def build_index(
             runs.extend((path, offset) for path in s.runs)
             offset += s.documents
         timings["between"] = time.perf_counter() - mark
-        runs = _limit_fan_in(executor, runs, tmp, options, timings)
+        runs = _limit_fan_in(executor, runs, tmp, options, on_progress, timings)
         segments = _merge(executor, runs, ranges, tmp, options.positions, options.memory, on_progress, timings)
         mark = time.perf_counter()
         stats = BuildStats(
@@ -207,7 +208,7 @@ def _plan_ranges(summaries: list[RunSummary], processes: int) -> list[TermRange]
     return plan_ranges(samples, 1 if processes <= 1 else RANGES_PER_PROCESS * processes)
 
 
-def _limit_fan_in(executor, runs, tmp, options: BuildOptions, timings) -> list[tuple[str, int]]:
+def _limit_fan_in(executor, runs, tmp, options: BuildOptions, on_progress, timings) -> list[tuple[str, int]]:
     """Combine groups of consecutive runs until one merge reads few enough of them at once: a
     merge keeps each run's terms in its range in memory (about BYTES_PER_RUN_TERM each), so the
     fan-in follows the memory share, between MIN_FAN_IN and MAX_FAN_IN."""
@@ -225,8 +226,10 @@ def _limit_fan_in(executor, runs, tmp, options: BuildOptions, timings) -> list[t
             for n, group in enumerate(groups)
         ]
         combined: list[str | None] = [None] * len(tasks)
-        for i, path in executor.run(combine_runs, tasks):
+        for n, (i, path) in enumerate(executor.run(combine_runs, tasks), 1):
             combined[i] = path
+            if on_progress:
+                on_progress(Progress("combine", n, len(tasks)))
         runs, level = [(path, 0) for path in combined], level + 1
     timings["combine"] = time.perf_counter() - mark
     return runs

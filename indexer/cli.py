@@ -281,13 +281,17 @@ def _progress_bar(enabled: bool):
             if bars:
                 for bar in bars.values():
                     bar.close()
-            unit = {"invert": dict(unit="B", unit_scale=True, unit_divisor=1000), "merge": dict(unit=" ranges")}[
-                p.stage
-            ]
+            unit = {
+                "invert": dict(unit="B", unit_scale=True, unit_divisor=1000),
+                "merge": dict(unit=" ranges"),
+                "combine": dict(unit=" groups"),
+            }[p.stage]
             bars[p.stage] = tqdm(
                 total=p.total, desc=p.stage.capitalize().ljust(6), file=sys.stderr, leave=False, **unit
             )
         bar = bars[p.stage]
+        if p.done < bar.n or p.total != bar.total:  # the stage started again (another combining level)
+            bar.reset(total=p.total)
         bar.update(p.done - bar.n)
         if p.documents:
             bar.set_postfix(docs=f"{p.documents:,}", refresh=False)
