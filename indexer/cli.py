@@ -82,7 +82,7 @@ def cli() -> None:
 # build
 
 
-@cli.command()
+@cli.command(short_help="Index folders or files (text, JSONL, TREC, .gz) into one file.")
 @click.argument("corpus", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), help="Index file to write [default: <corpus name>.idx]."
@@ -307,7 +307,7 @@ def _progress_bar(enabled: bool):
 # search
 
 
-@cli.command()
+@cli.command(short_help="Rank documents for a query or a batch of queries (BM25, boolean, phrases).")
 @click.argument("index", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("query", required=False)
 @click.option(
@@ -409,7 +409,7 @@ def _metrics_option(ctx, param, value: str) -> list[str]:
         raise click.BadParameter(str(err)) from None
 
 
-@cli.command(name="eval")
+@cli.command(name="eval", short_help="Score the ranking against relevance judgments (nDCG, MAP, recall).")
 @click.argument("index", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--queries",
@@ -479,7 +479,7 @@ def eval_command(index, queries_file, qrels_file, metrics, per_query, depth, k1,
 # postings, stats, verify
 
 
-@cli.command()
+@cli.command(short_help="Show the posting list of one term.")
 @click.argument("index", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("term")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
@@ -513,7 +513,7 @@ def postings(index, term, as_json):
     click.echo(f"term {terms[0]!r}: df {len(rows):,}", err=True)
 
 
-@cli.command()
+@cli.command(short_help="Show what an index holds: counts, sizes, analyzer settings.")
 @click.argument("index", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def stats(index, as_json):
@@ -537,7 +537,7 @@ def stats(index, as_json):
         click.echo(f"{key.replace('_', ' '):<{width}}  {value}")
 
 
-@cli.command()
+@cli.command(short_help="Check every section checksum of an index.")
 @click.argument("index", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def verify(index):
     """Check every section checksum of INDEX; exit 1 naming the damaged sections.
@@ -552,7 +552,7 @@ def verify(index):
     click.echo(f"{index}: OK ({sections} sections: {', '.join(SECTION_NAMES.values())})")
 
 
-@cli.command()
+@cli.command(short_help="Compare build speed, memory and size across process counts.")
 @click.argument("corpus", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "-p", "--processes", "counts", default="1,2", show_default=True, help="Process counts to compare, e.g. 1,2,4,8."
