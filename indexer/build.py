@@ -26,7 +26,6 @@ from indexer.executors import cpu_count, make_executor
 from indexer.format import is_index_file
 from indexer.invert import InvertSettings, RunSummary, invert_chunk
 from indexer.merge import (
-    RangeSummary,
     TermRange,
     combine_runs,
     merge_range,
@@ -116,7 +115,8 @@ def build_index(
             executor = make_executor(processes)
         if hasattr(executor, "check_paths"):  # workers on other machines (Dask) must see our files
             executor.check_paths([tmp, plan.chunks[0].pieces[0].path])
-        settings = InvertSettings(options.analyzer, options.read, options.positions, options.memory // (processes + 1))
+        share = options.memory // (processes + 1)  # each worker's memory; the parent keeps one share
+        settings = InvertSettings(options.analyzer, options.read, options.positions, share)
         summaries = _invert(executor, plan, settings, tmp, on_progress, timings)
         mark = time.perf_counter()
         documents = sum(s.documents for s in summaries)
@@ -133,8 +133,14 @@ def build_index(
             runs.extend((path, offset) for path in s.runs)
             offset += s.documents
         timings["between"] = time.perf_counter() - mark
-        runs = _limit_fan_in(executor, runs, tmp, options, on_progress, timings)
-        segments = _merge(executor, runs, ranges, tmp, options.positions, options.memory, on_progress, timings)
+        batch_weight = max(1000, share // BYTES_PER_MERGED_POSTING)
+        mark = time.perf_counter()
+        runs = _limit_fan_in(executor, runs, tmp, options.positions, share, batch_weight, on_progress)
+        timings["combine"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        tasks = [(runs, r, tmp, options.positions, batch_weight) for r in ranges]
+        segments = _run_all(executor, merge_range, tasks, "merge", on_progress)
+        timings["merge"] = time.perf_counter() - mark
         mark = time.perf_counter()
         stats = BuildStats(
             documents=documents,
@@ -208,44 +214,33 @@ def _plan_ranges(summaries: list[RunSummary], processes: int) -> list[TermRange]
     return plan_ranges(samples, 1 if processes <= 1 else RANGES_PER_PROCESS * processes)
 
 
-def _limit_fan_in(executor, runs, tmp, options: BuildOptions, on_progress, timings) -> list[tuple[str, int]]:
+def _limit_fan_in(executor, runs, tmp, positions: bool, share: int, batch_weight: int, on_progress):
     """Combine groups of consecutive runs until one merge reads few enough of them at once: a
     merge keeps each run's terms in its range in memory (about BYTES_PER_RUN_TERM each), so the
     fan-in follows the memory share, between MIN_FAN_IN and MAX_FAN_IN."""
-    mark, level = time.perf_counter(), 0
-    share = options.memory // (executor.processes + 1)
-    batch_weight = max(1000, share // BYTES_PER_MERGED_POSTING)
+    level = 0
     while True:
         terms_per_run = max(1, sum(run_term_count(path) for path, _ in runs) // max(1, len(runs)))
         fan_in = max(MIN_FAN_IN, min(MAX_FAN_IN, share // (BYTES_PER_RUN_TERM * terms_per_run)))
         if len(runs) <= fan_in:
-            break
+            return runs
         groups = [runs[i : i + fan_in] for i in range(0, len(runs), fan_in)]
         tasks = [
-            (group, os.path.join(tmp, f"combined-{level}-{n:05d}"), options.positions, batch_weight)
+            (group, os.path.join(tmp, f"combined-{level}-{n:05d}"), positions, batch_weight)
             for n, group in enumerate(groups)
         ]
-        combined: list[str | None] = [None] * len(tasks)
-        for n, (i, path) in enumerate(executor.run(combine_runs, tasks), 1):
-            combined[i] = path
-            if on_progress:
-                on_progress(Progress("combine", n, len(tasks)))
-        runs, level = [(path, 0) for path in combined], level + 1
-    timings["combine"] = time.perf_counter() - mark
-    return runs
+        runs = [(path, 0) for path in _run_all(executor, combine_runs, tasks, "combine", on_progress)]
+        level += 1
 
 
-def _merge(executor, runs, ranges, tmp, positions, memory, on_progress, timings) -> list[RangeSummary]:
-    mark = time.perf_counter()
-    batch_weight = max(1000, memory // (executor.processes + 1) // BYTES_PER_MERGED_POSTING)
-    tasks = [(runs, r, tmp, positions, batch_weight) for r in ranges]
-    segments: list[RangeSummary | None] = [None] * len(tasks)
-    for n, (i, segment) in enumerate(executor.run(merge_range, tasks), 1):
-        segments[i] = segment
+def _run_all(executor, fn, tasks: list[tuple], stage: str, on_progress) -> list:
+    """Run every task on the executor; results in task order, progress reported as tasks finish."""
+    results: list = [None] * len(tasks)
+    for n, (i, result) in enumerate(executor.run(fn, tasks), 1):
+        results[i] = result
         if on_progress:
-            on_progress(Progress("merge", n, len(tasks)))
-    timings["merge"] = time.perf_counter() - mark
-    return segments
+            on_progress(Progress(stage, n, len(tasks)))
+    return results
 
 
 def is_kept(reason: str) -> bool:

@@ -231,11 +231,9 @@ def test_combining_runs_to_limit_fan_in_keeps_the_index_identical(tmp_path, monk
     build_index([corpus], reference, BuildOptions(processes=1))
     monkeypatch.setattr(build, "MIN_FAN_IN", 3)  # ~20 runs -> 7 -> 3: two levels of combining
     monkeypatch.setattr(build, "MAX_FAN_IN", 3)
-    merged_from = []
-    original_merge = build._merge
-    monkeypatch.setattr(
-        build, "_merge", lambda executor, runs, *a: (merged_from.append(runs), original_merge(executor, runs, *a))[1]
-    )
+    merged_from = []  # the runs the range merges read
+    original = build._limit_fan_in
+    monkeypatch.setattr(build, "_limit_fan_in", lambda *a: merged_from.append(original(*a)) or merged_from[-1])
     out = tmp_path / "x.idx"
     build_index([corpus], out, BuildOptions(processes=processes, chunk_size=4000, memory=50_000))
     assert len(merged_from[0]) <= 3 and all(offset == 0 for _, offset in merged_from[0])
