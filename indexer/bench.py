@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from indexer.analysis import WORD_RE
@@ -107,7 +107,7 @@ def run_bench(
         for processes in process_counts:
             out = Path(tmp, f"bench-p{processes}.idx")
             sampler = _PeakRss()
-            stats = build_index(paths, out, BuildOptions(**{**asdict_shallow(options), "processes": processes}))
+            stats = build_index(paths, out, replace(options, processes=processes))
             peak = sampler.stop()
             serial = stats.timings["plan"] + stats.timings["between"] + stats.timings["write"]
             rows.append(
@@ -147,7 +147,7 @@ def _warm_up(paths: list[Path], tmp: Path, options: BuildOptions) -> None:
     findall_speed(paths)
     (tmp / "warm-up").mkdir()
     (tmp / "warm-up" / "doc.txt").write_text("warm up the indexer\n", encoding="utf-8")
-    build_index([tmp / "warm-up"], tmp / "warm-up.idx", BuildOptions(**{**asdict_shallow(options), "processes": 1}))
+    build_index([tmp / "warm-up"], tmp / "warm-up.idx", replace(options, processes=1))
 
 
 def _open_and_query_ms(index: Path) -> float:
@@ -162,8 +162,3 @@ def _open_and_query_ms(index: Path) -> float:
             Searcher(reader).search(query, k=10)
         times.append((time.perf_counter() - started) * 1000)
     return sorted(times)[2]
-
-
-def asdict_shallow(options: BuildOptions) -> dict:
-    """BuildOptions fields as a dict without recursing into nested dataclasses."""
-    return {name: getattr(options, name) for name in options.__dataclass_fields__}
