@@ -72,6 +72,24 @@ class SizeType(click.ParamType):
 SIZE = SizeType()
 
 
+# shared by the commands that read an index
+index_argument = click.argument("index", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+
+
+def bm25_options(command):
+    """--k1 and --b, for the commands that rank."""
+    command = click.option(
+        "--b", "b", type=click.FloatRange(0, 1), default=DEFAULT_B, show_default=True, help="BM25 length normalization."
+    )(command)
+    return click.option(
+        "--k1",
+        type=click.FloatRange(min=0),
+        default=DEFAULT_K1,
+        show_default=True,
+        help="BM25 term-frequency saturation.",
+    )(command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="indexer")
 def cli() -> None:
@@ -308,7 +326,7 @@ def _progress_bar(enabled: bool):
 
 
 @cli.command(short_help="Rank documents for a query or a batch of queries (BM25, boolean, phrases).")
-@click.argument("index", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@index_argument
 @click.argument("query", required=False)
 @click.option(
     "--queries",
@@ -317,12 +335,7 @@ def _progress_bar(enabled: bool):
     help="Run every query of a file instead: TSV (id<TAB>text) or JSONL.",
 )
 @click.option("-k", "--top-k", type=click.IntRange(min=1), default=10, show_default=True, help="Results per query.")
-@click.option(
-    "--k1", type=click.FloatRange(min=0), default=DEFAULT_K1, show_default=True, help="BM25 term-frequency saturation."
-)
-@click.option(
-    "--b", "b", type=click.FloatRange(0, 1), default=DEFAULT_B, show_default=True, help="BM25 length normalization."
-)
+@bm25_options
 @click.option("--plain", is_flag=True, help="Take queries as plain words: no operators, phrases or groups.")
 @click.option("--snippets", is_flag=True, help="Show each hit's best passage, query terms highlighted.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
@@ -410,7 +423,7 @@ def _metrics_option(ctx, param, value: str) -> list[str]:
 
 
 @cli.command(name="eval", short_help="Score the ranking against relevance judgments (nDCG, MAP, recall).")
-@click.argument("index", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@index_argument
 @click.option(
     "--queries",
     "queries_file",
@@ -434,12 +447,7 @@ def _metrics_option(ctx, param, value: str) -> list[str]:
 )
 @click.option("--per-query", is_flag=True, help="Also show every query's scores.")
 @click.option("-k", "--depth", type=click.IntRange(min=1), default=1000, show_default=True, help="Hits per query.")
-@click.option(
-    "--k1", type=click.FloatRange(min=0), default=DEFAULT_K1, show_default=True, help="BM25 term-frequency saturation."
-)
-@click.option(
-    "--b", "b", type=click.FloatRange(0, 1), default=DEFAULT_B, show_default=True, help="BM25 length normalization."
-)
+@bm25_options
 @click.option("--syntax", is_flag=True, help="Parse queries with the query language [default: plain words].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def eval_command(index, queries_file, qrels_file, metrics, per_query, depth, k1, b, syntax, as_json):
@@ -480,7 +488,7 @@ def eval_command(index, queries_file, qrels_file, metrics, per_query, depth, k1,
 
 
 @cli.command(short_help="Show the posting list of one term.")
-@click.argument("index", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@index_argument
 @click.argument("term")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def postings(index, term, as_json):
@@ -514,7 +522,7 @@ def postings(index, term, as_json):
 
 
 @cli.command(short_help="Show what an index holds: counts, sizes, analyzer settings.")
-@click.argument("index", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@index_argument
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def stats(index, as_json):
     """Show what INDEX holds: documents, terms, sizes, analyzer settings.
@@ -538,7 +546,7 @@ def stats(index, as_json):
 
 
 @cli.command(short_help="Check every section checksum of an index.")
-@click.argument("index", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@index_argument
 def verify(index):
     """Check every section checksum of INDEX; exit 1 naming the damaged sections.
 
