@@ -22,7 +22,7 @@ from indexer.analysis import MAX_TERM_CHARS_DEFAULT, AnalyzerConfig, resolve_sto
 from indexer.build import DEFAULT_CHUNK_SIZE, DEFAULT_MEMORY, BuildOptions, build_index, is_kept
 from indexer.corpus import FORMATS, ID_FIELDS, TEXT_FIELDS, ReadOptions, parse_size
 from indexer.errors import IndexerError, QueryError
-from indexer.evaluate import parse_metrics, read_qrels, read_queries, write_trec_run
+from indexer.evaluate import judgment_coverage, parse_metrics, read_qrels, read_queries, write_trec_run
 from indexer.executors import DaskExecutor
 from indexer.format import SECTION_NAMES
 from indexer.scoring import DEFAULT_B, DEFAULT_K1
@@ -458,11 +458,11 @@ def eval_command(index, queries_file, qrels_file, metrics, per_query, depth, k1,
     with reported_errors():
         queries = read_queries(queries_file)
         qrels = read_qrels(qrels_file)
-        if not {qid for qid, _ in queries} & set(qrels):
-            click.echo(f"Warning: no query id in {queries_file} has judgments in {qrels_file}", err=True)
         with open_index(index) as reader:
-            judged = {doc for docs in qrels.values() for doc in docs}
-            if not judged & set(reader.doc_names()):
+            judged_queries, judged_docs = judgment_coverage(queries, qrels, reader.doc_names())
+            if not judged_queries:
+                click.echo(f"Warning: no query id in {queries_file} has judgments in {qrels_file}", err=True)
+            if not judged_docs:
                 click.echo(f"Warning: no document judged in {qrels_file} is in {index}; wrong index?", err=True)
             evaluation = evaluate_index(reader, queries, qrels, metrics, depth=depth, k1=k1, b=b, syntax=syntax)
     if as_json:

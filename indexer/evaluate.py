@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -225,3 +225,12 @@ def evaluate(
         raise IndexerError("no query in the qrels has a relevant document; nothing to evaluate")
     mean = {key: math.fsum(s[key] for s in per_query.values()) / len(per_query) for key in keys}
     return Evaluation(per_query=per_query, mean=mean, queries=len(per_query))
+
+
+def judgment_coverage(
+    queries: Sequence[tuple[str, str]], qrels: Mapping[str, Mapping[str, int]], doc_names: Iterable[str]
+) -> tuple[int, int]:
+    """(queries that have judgments, judged documents that are in the index): a zero means the
+    queries, qrels and index do not belong together, and every metric would be 0."""
+    judged = {doc for docs in qrels.values() for doc in docs}
+    return len({qid for qid, _ in queries} & set(qrels)), len(judged & set(doc_names))
