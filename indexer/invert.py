@@ -282,10 +282,10 @@ def _flush(buf: _Buffer, positions: bool, path: str, runs: list, sample: list) -
         doc_start = np.concatenate(([0], np.cumsum(doc_words)[:-1]))
         tok_pos = np.arange(n, dtype=np.int64) - np.repeat(doc_start, doc_words)
     keep = tok_term >= 0
-    doc_lengths = np.bincount(tok_doc[keep], minlength=ndocs).astype(np.uint32)
-    if not keep.all():
+    if not keep.all():  # drop stopwords and over-long words (their positions stay counted)
         tok_term, tok_doc = tok_term[keep], tok_doc[keep]
         tok_pos = None if tok_pos is None else tok_pos[keep]
+    doc_lengths = np.bincount(tok_doc, minlength=ndocs).astype(np.uint32)
     # stable sort by term (doc, then position order kept within a term): sorting (term << 32 | index)
     # keys was faster here than a stable argsort
     order = np.sort((tok_term.astype(np.int64) << 32) | np.arange(len(tok_term), dtype=np.int64)) & 0xFFFFFFFF
