@@ -258,6 +258,17 @@ def invert_chunk(chunk: Chunk, settings: InvertSettings, run_dir: str) -> RunSum
     )
 
 
+def save_run_terms(path: str, term_bytes: list[bytes], df: np.ndarray, cf: np.ndarray) -> None:
+    """Write a run folder's per-term arrays: sorted UTF-8 terms, and where each term's postings and
+    positions start. Offsets rather than lengths, so a merge slices a term range without reading
+    the rest."""
+    lengths = np.fromiter(map(len, term_bytes), np.int64, len(term_bytes))
+    np.save(os.path.join(path, "term_offsets.npy"), np.concatenate(([0], np.cumsum(lengths))))
+    np.save(os.path.join(path, "terms.npy"), np.frombuffer(b"".join(term_bytes), dtype=np.uint8))
+    np.save(os.path.join(path, "post_offsets.npy"), np.concatenate(([0], np.cumsum(df))))
+    np.save(os.path.join(path, "pos_offsets.npy"), np.concatenate(([0], np.cumsum(cf))))
+
+
 def _flush(buf: _Buffer, positions: bool, path: str, runs: list, sample: list) -> np.ndarray:
     """Invert the buffered documents into a run folder at `path`; returns their lengths in terms."""
     buf.finish()
@@ -300,19 +311,11 @@ def _flush(buf: _Buffer, positions: bool, path: str, runs: list, sample: list) -
     df = np.bincount(post_term, minlength=len(term_bytes)).astype(np.int64)
     cf = np.bincount(post_term, weights=tfs, minlength=len(term_bytes)).astype(np.int64)
     os.makedirs(path, exist_ok=True)  # a task rerun after its worker died overwrites the dead attempt's files
-    arrays = {
-        # offsets rather than lengths, so a merge can slice a term range without reading the rest
-        "term_offsets": np.concatenate(([0], np.cumsum(np.fromiter(map(len, term_bytes), np.int64, len(term_bytes))))),
-        "terms": np.frombuffer(b"".join(term_bytes), dtype=np.uint8),
-        "post_offsets": np.concatenate(([0], np.cumsum(df))),
-        "pos_offsets": np.concatenate(([0], np.cumsum(cf))),
-        "docs": (d[starts] + buf.first_doc).astype(np.uint32),
-        "tfs": tfs,
-    }
+    save_run_terms(path, term_bytes, df, cf)
+    np.save(os.path.join(path, "docs.npy"), (d[starts] + buf.first_doc).astype(np.uint32))
+    np.save(os.path.join(path, "tfs.npy"), tfs)
     if tok_pos is not None:
-        arrays["positions"] = tok_pos[order].astype(np.uint32)
-    for name, values in arrays.items():
-        np.save(os.path.join(path, name + ".npy"), values)
+        np.save(os.path.join(path, "positions.npy"), tok_pos[order].astype(np.uint32))
     runs.append(path)
     # sample points for planning term ranges: weight = postings + positions
     weight = df + cf

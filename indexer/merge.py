@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.format import EncodedPostings, encode_postings, encode_strings, encode_varints
-from indexer.invert import MAX_HASHED_WORD, span_hashes
+from indexer.invert import MAX_HASHED_WORD, save_run_terms, span_hashes
 
 
 @dataclass(frozen=True)
@@ -318,12 +318,7 @@ def combine_runs(runs: list[tuple[str, int]], path: str, positions: bool, batch_
     finally:
         for f in files.values():
             f.close()
-    term_bytes = [t.encode("utf-8") for t in vocab]
-    lengths = np.fromiter(map(len, term_bytes), np.int64, len(term_bytes))
-    np.save(os.path.join(path, "term_offsets.npy"), np.concatenate(([0], np.cumsum(lengths))))
-    np.save(os.path.join(path, "terms.npy"), np.frombuffer(b"".join(term_bytes), dtype=np.uint8))
-    np.save(os.path.join(path, "post_offsets.npy"), np.concatenate(([0], np.cumsum(df))))
-    np.save(os.path.join(path, "pos_offsets.npy"), np.concatenate(([0], np.cumsum(cf))))
+    save_run_terms(path, [t.encode("utf-8") for t in vocab], df, cf)
     return path
 
 
