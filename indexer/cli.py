@@ -73,7 +73,8 @@ SIZE = SizeType()
 
 
 # shared by the commands that read an index
-index_argument = click.argument("index", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+index_argument = click.argument("index", type=EXISTING_FILE)
 
 
 def bm25_options(command):
@@ -331,7 +332,7 @@ def _progress_bar(enabled: bool):
 @click.option(
     "--queries",
     "queries_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=EXISTING_FILE,
     help="Run every query of a file instead: TSV (id<TAB>text) or JSONL.",
 )
 @click.option("-k", "--top-k", type=click.IntRange(min=1), default=10, show_default=True, help="Results per query.")
@@ -428,14 +429,14 @@ def _metrics_option(ctx, param, value: str) -> list[str]:
     "--queries",
     "queries_file",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=EXISTING_FILE,
     help="Queries: TSV (id<TAB>text) or JSONL.",
 )
 @click.option(
     "--qrels",
     "qrels_file",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=EXISTING_FILE,
     help="TREC relevance judgments: qid 0 doc relevance.",
 )
 @click.option(
