@@ -1,7 +1,7 @@
 """Analysis: text -> words -> terms, the same way for documents and queries.
 
-A word is a Unicode `\\w+` run of the lower-cased text; a term is what a word becomes after Unicode
-normalization (NFKC + case folding), the length limit, stopword removal and stemming. Workers
+A word is a Unicode `\\w+` run of the NFKC-normalized, lower-cased text; a term is what a word
+becomes after case folding, the length limit, stopword removal and stemming. Workers
 apply `Analyzer.term` once per distinct word, so its cost does not grow with the corpus.
 The analyzer's settings are plain data (`AnalyzerConfig`) saved in every index.
 """
@@ -80,6 +80,12 @@ def resolve_stopwords(spec: str | Path | None) -> tuple[str, ...]:
     return tuple(sorted(words))
 
 
+def check_stemmer(language: str) -> None:
+    """Raise IndexerError unless `language` is "none" or a stemmer PyStemmer has."""
+    if language != "none":
+        _stemmer(language)
+
+
 @lru_cache(maxsize=16)
 def _stemmer(language: str):
     import Stemmer  # PyStemmer: C Snowball stemmers
@@ -106,10 +112,16 @@ class Analyzer:
     def __setstate__(self, config):
         self.__init__(config)
 
-    @staticmethod
-    def words(text: str) -> list[str]:
-        """The words of `text`: lower-cased `\\w+` runs, one per token position."""
-        return WORD_RE.findall(text.lower())
+    def normalized(self, text: str) -> str:
+        """`text` as words are cut from it: NFKC-normalized first (when the analyzer normalizes),
+        so that a letter written decomposed (`e` + U+0301) stays inside its word."""
+        if self.config.normalize and not text.isascii() and not unicodedata.is_normalized("NFKC", text):
+            return unicodedata.normalize("NFKC", text)
+        return text
+
+    def words(self, text: str) -> list[str]:
+        """The words of `text`: lower-cased `\\w+` runs of the normalized text, one per token position."""
+        return WORD_RE.findall(self.normalized(text).lower())
 
     def term(self, word: str) -> str | None:
         """The index term for one word, or None when the word is not indexed (stopword, too long)."""
@@ -141,3 +153,8 @@ class Analyzer:
     def terms(self, text: str) -> list[str]:
         """The terms of `text` in order, unindexed words dropped (queries, tests, snippets)."""
         return [t for t in map(self.term, self.words(text)) if t is not None]
+
+    def positioned_terms(self, text: str) -> list[tuple[int, str]]:
+        """(position, term) for each indexed word of `text`; positions count every word, so a
+        dropped stopword leaves a gap of known size, as it does in the index."""
+        return [(i, t) for i, t in enumerate(map(self.term, self.words(text))) if t is not None]

@@ -7,10 +7,10 @@ same whatever the process count, chunk size or memory limit.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -23,6 +23,7 @@ from indexer.analysis import AnalyzerConfig
 from indexer.corpus import CorpusPlan, ReadOptions, plan_corpus
 from indexer.errors import CorpusError, IndexerError
 from indexer.executors import cpu_count, make_executor
+from indexer.files import make_temp_dir, remove_leftovers, writer_lock
 from indexer.format import is_index_file
 from indexer.invert import InvertSettings, RunSummary, invert_chunk
 from indexer.merge import (
@@ -82,6 +83,7 @@ class BuildStats:
     index: str
     index_bytes: int
     timings: dict[str, float] = field(default_factory=dict)
+    leftovers_removed: list[str] = field(default_factory=list)  # temporary files of killed builds, removed
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,20 +98,35 @@ def build_index(
 ) -> BuildStats:
     """Index the documents under `paths` into the file `output` (replaced atomically).
 
-    `executor` overrides the one `options.processes` asks for (the caller then closes it).
-    Raises CorpusError when there is nothing to index, IndexerError/OSError when output cannot be
-    written, WorkerError when a worker dies. On any failure `output` is left as it was.
+    `executor` overrides the one `options.processes` asks for (the caller then closes it). A
+    symbolic link `output` keeps pointing where it did: the file it names is replaced. Temporary
+    files that killed builds left beside `output` (or in `options.tmp_dir`) are removed first.
+    Raises CorpusError when there is nothing to index, IndexerError when another process is writing
+    `output`, when the disk fills up or when output cannot be written (or OSError), WorkerError
+    when a worker dies. On any failure or interrupt `output` is left as it was, and nothing else.
     """
     started = time.perf_counter()
-    timings: dict[str, float] = {}
-    output = Path(output)
+    output = _write_target(Path(output))
     _check_output(output)
+    with writer_lock(output):
+        leftovers = remove_leftovers(output.parent)
+        if options.tmp_dir is not None and Path(options.tmp_dir).resolve() != output.parent.resolve():
+            leftovers += remove_leftovers(Path(options.tmp_dir))
+        stats = _build(paths, output, options, on_progress, executor, started)
+    stats.leftovers_removed = leftovers
+    return stats
+
+
+def _build(paths, output: Path, options: BuildOptions, on_progress, executor, started: float) -> BuildStats:
+    timings: dict[str, float] = {}
     plan = plan_corpus(list(paths), options.chunk_size, options.read, ignore=Path(os.path.abspath(output)))
     processes = executor.processes if executor is not None else options.processes or cpu_count()
     processes = max(1, min(processes, len(plan.chunks))) if executor is None else processes
     timings["plan"] = time.perf_counter() - started
     own_executor = executor is None
     tmp = _make_tmp_dir(options.tmp_dir, output)
+    writing = tmp  # what a full disk would be full of
+    finished = False
     try:
         if own_executor:
             executor = make_executor(processes)
@@ -157,11 +174,21 @@ def build_index(
             index=str(output),
             index_bytes=0,
         )
+        writing = output
         _write(output, plan, summaries, segments, stats, options)
         timings["write"] = time.perf_counter() - mark
+        finished = True
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            hint = "free some space" + (", or use --tmp-dir on a larger disk" if writing == tmp else "")
+            raise IndexerError(f"no space left on device while writing {writing}; {hint}") from None
+        raise
     finally:
         if own_executor and executor is not None:
-            executor.close()
+            if finished:
+                executor.close()
+            else:  # an error or an interrupt: stop the workers before their folder goes
+                executor.abort()
         shutil.rmtree(tmp, ignore_errors=True)
     stats.index_bytes = output.stat().st_size
     stats.seconds = time.perf_counter() - started
@@ -169,10 +196,15 @@ def build_index(
     return stats
 
 
+def _write_target(output: Path) -> Path:
+    """The file to write: a symbolic link's target (its link stays, as editors keep it), else `output`."""
+    return Path(os.path.realpath(output)) if output.is_symlink() else output
+
+
 def _make_tmp_dir(tmp_dir: Path | None, output: Path) -> str:
     where = tmp_dir or output.parent
     try:
-        return tempfile.mkdtemp(prefix=".indexer-", dir=where)
+        return make_temp_dir(where)
     except OSError as err:
         option = "--tmp-dir" if tmp_dir else "-o"
         raise IndexerError(
@@ -188,7 +220,7 @@ def _check_output(output: Path) -> None:
         raise IndexerError(f"{output}: folder {folder} does not exist; create it or choose another -o")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise IndexerError(f"{output}: cannot write in folder {folder} (permission denied); choose another -o")
-    if output.exists() and not is_index_file(output):
+    if output.exists() and output.stat().st_size and not is_index_file(output):  # an empty file holds nothing
         raise IndexerError(f"{output}: exists and is not an index file; remove it or choose another -o")
 
 

@@ -40,6 +40,7 @@ TREC_SUFFIXES = (".trec", ".sgml")
 GZIP_SUFFIX = ".gz"
 ID_FIELDS = ("id", "_id", "docid")
 TEXT_FIELDS = ("title", "text", "contents")
+BOM = codecs.BOM_UTF8
 SNIFF_BYTES = 4096  # bytes peeked at to tell a TREC file from a text file
 READ_BLOCK = 1 << 20  # bytes read at a time when scanning for a record boundary
 EXAMPLES_PER_REASON = 3
@@ -223,7 +224,8 @@ def plan_corpus(
             except OSError as err:  # a dangling link, a link loop, no permission on a parent
                 skipped.setdefault("unreadable", []).append(f"{display_path(path)} ({err.strerror or err})")
                 continue
-            if not stat.S_ISREG(st.st_mode):
+            if not stat.S_ISREG(st.st_mode):  # a FIFO, socket or device: reading it could block or never end
+                skipped.setdefault("not a regular file", []).append(display_path(path))
                 continue
             fmt = _detect_format(path.name, options.format)
             split = fmt in ("jsonl", "trec", "auto") and st.st_size > chunk_size and not _is_gzip(path)
@@ -419,6 +421,9 @@ def _read_jsonl(piece: Piece, options: ReadOptions, log: SkipLog) -> Iterator[Do
     with open_source(piece.path) as f:
         offset = _seek_line_start(f, piece.start)
         end = piece.end if piece.end >= 0 else math.inf
+        if offset == 0 and f.read(len(BOM)) == BOM:  # a byte-order mark is no part of the first record
+            offset = len(BOM)
+        f.seek(offset)
         while offset < end:
             line = f.readline()
             if not line:

@@ -17,6 +17,10 @@ class IndexFormatError(IndexerError):
     """Not an index file, or a truncated or damaged one."""
 
 
+class IndexNotFoundError(IndexerError):
+    """No index file where one was expected."""
+
+
 class UnsupportedVersionError(IndexFormatError):
     """An index written in a format version this release cannot read."""
 

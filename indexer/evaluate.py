@@ -133,6 +133,16 @@ def write_trec_run(out: TextIO, qid: str, hits: Sequence[tuple[str, float]], run
         out.write(f"{qid} Q0 {docid} {rank} {score:.8f} {run_name}\n")
 
 
+def escape_trec_id(doc_id: str) -> str:
+    """A doc id as a TREC run column: whitespace percent-encoded (a space is %20), and % itself
+    (%25) so that the escaping can be undone. An id without whitespace is returned as it is."""
+    if not any(c.isspace() for c in doc_id):
+        return doc_id
+    return "".join(
+        "".join(f"%{byte:02X}" for byte in c.encode("utf-8")) if c.isspace() or c == "%" else c for c in doc_id
+    )
+
+
 def _check_token(label: str, value: str) -> None:
     if not value or len(value.split()) != 1 or value.strip() != value:
         raise IndexerError(f"{label} {value!r} cannot be written to a TREC run: empty or has spaces")

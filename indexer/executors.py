@@ -11,11 +11,15 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, CancelledError, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from indexer.errors import IndexerError, WorkerError
+from indexer.files import pid_alive
 
 
 def cpu_count() -> int:
@@ -38,6 +42,27 @@ class SequentialExecutor:
     def close(self) -> None:
         pass
 
+    def abort(self) -> None:
+        pass
+
+
+WATCH_SECONDS = 0.5  # how often a pool worker checks that the build that started it still runs
+
+
+def _start_worker(parent: int) -> None:
+    """Pool worker initializer. The parent alone decides what an interrupt means (it stops the
+    workers itself), and a worker whose parent is gone, even killed with SIGKILL, exits by itself
+    within WATCH_SECONDS instead of lingering as an orphan."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent, os.getppid()), daemon=True).start()
+
+
+def _watch_parent(parent: int, ppid: int) -> None:
+    while True:
+        time.sleep(WATCH_SECONDS)
+        if os.getppid() != ppid or not pid_alive(parent):
+            os._exit(1)
+
 
 class PoolExecutor:
     """A pool of worker processes started with forkserver (spawn where that is missing), so workers
@@ -49,7 +74,9 @@ class PoolExecutor:
         context = multiprocessing.get_context(method)
         if method == "forkserver":
             context.set_forkserver_preload(["indexer.invert", "indexer.merge"])
-        self._pool = ProcessPoolExecutor(max_workers=processes, mp_context=context)
+        self._pool = ProcessPoolExecutor(
+            max_workers=processes, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
+        )
 
     def run(self, fn: Callable, tasks: Sequence[tuple]) -> Iterator[tuple[int, object]]:
         pending = {self._pool.submit(fn, *args): i for i, args in enumerate(tasks)}
@@ -71,6 +98,20 @@ class PoolExecutor:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def abort(self, grace: float = 2.0) -> None:
+        """Stop now: terminate the workers (they may be mid-task) and wait until they are gone, so
+        that none writes into a folder the caller removes next. SIGKILL after `grace` seconds."""
+        workers = list((self._pool._processes or {}).values())  # the executor has no public handle
+        for worker in workers:
+            worker.terminate()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + grace
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
 
 
 def make_executor(processes: int) -> SequentialExecutor | PoolExecutor:
@@ -202,6 +243,10 @@ class DaskExecutor:
         finally:
             if pending:
                 self._client.cancel(list(pending))
+
+    def abort(self) -> None:
+        """Cancel what is still running, then disconnect (Dask's workers stop their tasks)."""
+        self.close()
 
     def close(self) -> None:
         """Disconnect; a local cluster is shut down, a remote one is left running."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import re
+import stat
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.errors import IndexFormatError, UnsupportedVersionError
+from indexer.errors import IndexFormatError, IndexNotFoundError, UnsupportedVersionError
+from indexer.files import make_temp_file
 
 MAGIC = b"\x89IDX\r\n\x1a\n"  # high bit and CR/LF catch text-mode and 7-bit mangling, as in PNG
 FORMAT_VERSION = 1
@@ -201,7 +203,7 @@ class IndexWriter:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent or ".")
+        fd, tmp = make_temp_file(self.path.parent or Path("."), self.path.name)
         self._tmp = Path(tmp)
         self._file = os.fdopen(fd, "wb")
         self._file.write(HEADER.pack(MAGIC, FORMAT_VERSION, 0))
@@ -245,9 +247,13 @@ class IndexWriter:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp made it 0600; an index is as readable as any file
+        try:  # the file it replaces keeps its permission bits
+            mode = stat.S_IMODE(os.stat(self.path).st_mode)
+        except FileNotFoundError:  # a new index is as readable as any new file (mkstemp made it 0600)
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(self._tmp, mode)
         os.replace(self._tmp, self.path)
 
 
@@ -315,6 +321,10 @@ class IndexReader:
                 self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except IsADirectoryError:
             raise IndexFormatError(f"{self.path}: is a folder, not an index file") from None
+        except FileNotFoundError:
+            raise IndexNotFoundError(f"{self.path}: no such index file; build one with 'indexer build'") from None
+        except OSError as err:
+            raise IndexFormatError(f"{self.path}: cannot read the index ({err.strerror or err})") from None
         self._buf = np.frombuffer(self._map, dtype=np.uint8)
         magic, version, _flags = HEADER.unpack_from(self._map, 0)
         if magic != MAGIC:
@@ -416,6 +426,18 @@ class IndexReader:
         """The external id of doc `doc` (its path or the id field of its record)."""
         offsets, blob = self._doc_names
         return bytes(blob[offsets[doc] : offsets[doc + 1]]).decode("utf-8", "replace")
+
+    def first_doc_name_with_whitespace(self) -> str | None:
+        """The first doc id that holds whitespace (it cannot be a TREC run column), or None."""
+        offsets, blob = self._doc_names
+        if (blob < 0x80).all():  # ASCII: one vectorized scan of the names' bytes
+            found = np.flatnonzero(np.isin(blob, np.frombuffer(b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f", np.uint8)))
+            at = int(found[0]) if len(found) else None
+        else:
+            text = bytes(blob).decode("utf-8", "replace")
+            match = re.search(r"\s", text)
+            at = len(text[: match.start()].encode("utf-8")) if match else None
+        return None if at is None else self.doc_name(int(np.searchsorted(offsets, at, side="right")) - 1)
 
     def doc_names(self) -> list[str]:
         offsets, blob = self._doc_names

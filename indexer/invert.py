@@ -172,7 +172,7 @@ class _Buffer:
                 self._tokenize_pending()
         else:
             self._tokenize_pending()
-            self._add_words([WORD_RE.findall(text.lower())])
+            self._add_words([self.vocabulary.analyzer.words(text)])
 
     @property
     def empty(self) -> bool:

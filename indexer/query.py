@@ -25,7 +25,7 @@ import numpy as np
 from indexer.errors import QueryError
 
 Occur = Literal["should", "must", "must_not"]
-Analyze = Callable[[str], list[str]]
+Analyze = Callable[[str], list[tuple[int, str]]]  # raw text -> (word position, term) of its indexed words
 
 
 @dataclass(frozen=True)
@@ -207,6 +207,18 @@ class _Parser:
         return node
 
 
+# Quotes and parentheses, or + or - at the start of a word: the only marks the parser reads
+# besides the operator words.
+_SYNTAX = re.compile(r'["()]|(?<!\S)[+-]')
+
+
+def looks_plain(text: str) -> bool:
+    """Whether `text` is plain words for the parser (no operator word, quote, parenthesis or
+    leading + or -): then it parses to a group of optional words, and searching can skip the
+    parser. Ten times cheaper than parsing."""
+    return bool(text.strip()) and not _SYNTAX.search(text) and _OPERATORS.isdisjoint(text.split())
+
+
 def parse_query(text: str) -> Node:
     """Parse a query string into a tree of Term, Phrase and Bool nodes.
 
@@ -222,11 +234,14 @@ def parse_query(text: str) -> Node:
 
 
 def query_terms(node: Node, analyze: Analyze) -> list[str]:
-    """The distinct terms of the non-excluded words and phrases, in order of first appearance.
+    """Every term of the non-excluded words and phrases, in query order, repeats included.
 
-    Nothing under a "must_not" clause is included, at any depth. These are the terms BM25 scores.
+    Nothing under a "must_not" clause is included, at any depth. These are the terms BM25 scores:
+    a term that occurs twice counts twice, whatever the operators, groups or phrases around it
+    (as a Lucene BooleanQuery adds a repeated clause twice), so `merge sort merge` and
+    `merge (sort merge)` score alike.
     """
-    terms: dict[str, None] = {}
+    terms: list[str] = []
 
     def visit(node: Node) -> None:
         if isinstance(node, Bool):
@@ -234,10 +249,18 @@ def query_terms(node: Node, analyze: Analyze) -> list[str]:
                 if clause.occur != "must_not":
                     visit(clause.node)
         else:
-            terms.update(dict.fromkeys(analyze(_raw_text(node))))
+            terms.extend(term for _, term in analyze(_raw_text(node)))
 
     visit(node)
-    return list(terms)
+    return terms
+
+
+def is_plain(node: Node) -> bool:
+    """Whether `node` is plain words: a word, or a group of optional words (no phrase, no
+    required or excluded clause, no nested group). Every scored document of such a query matches."""
+    if isinstance(node, Term):
+        return True
+    return isinstance(node, Bool) and all(c.occur == "should" and isinstance(c.node, Term) for c in node.clauses)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,10 +290,11 @@ _NO_DOCS = np.empty(0, dtype=np.int64)  # shared inside; match_docs hands out a 
 def match_docs(node: Node, source: PostingSource, analyze: Analyze) -> np.ndarray:
     """The ids of the docs that node matches: a sorted, unique np.int64 array.
 
-    `analyze` turns a raw word or phrase text into index terms. A word giving several terms
-    (`e-mail`) is matched as a phrase. A word or phrase giving none (a stopword) is dropped from
-    its group; a query left with nothing matches no doc, and so does a group left with only
-    exclusions, as in Lucene. A term missing from the index matches no doc.
+    `analyze` turns a raw word or phrase text into (position, term) pairs. A word giving several
+    terms (`e-mail`) is matched as a phrase; a stopword inside a phrase is a gap of one position.
+    A word or phrase giving none (a stopword) is dropped from its group; a query left with nothing
+    matches no doc, and so does a group left with only exclusions, as in Lucene. A term missing
+    from the index matches no doc.
     """
     docs = _Matcher(source, analyze).match(node)
     return np.empty(0, dtype=np.int64) if docs is None or not len(docs) else docs
@@ -299,7 +323,7 @@ class _Matcher:
         if not terms:
             return None
         if len(terms) == 1:
-            postings = self._lookup(terms[0])
+            postings = self._lookup(terms[0][1])
             return _NO_DOCS if postings is None else postings.docs.astype(np.int64)
         return self._match_phrase(terms)
 
@@ -321,8 +345,10 @@ class _Matcher:
             docs = np.setdiff1d(docs, _union(found["must_not"]), assume_unique=True)
         return docs
 
-    def _match_phrase(self, terms: list[str]) -> np.ndarray:
-        distinct = list(dict.fromkeys(terms))
+    def _match_phrase(self, positioned: list[tuple[int, str]]) -> np.ndarray:
+        first = positioned[0][0]
+        terms = [(at - first, term) for at, term in positioned]  # offsets from the phrase's first term
+        distinct = list(dict.fromkeys(term for _, term in terms))
         postings = [self._lookup(term) for term in distinct]
         if any(p is None for p in postings):
             return _NO_DOCS
@@ -334,7 +360,7 @@ class _Matcher:
         # is encoded as one int64 key, doc * 2**32 + start, so the key arrays are sorted and unique.
         occurrences = {t: _occurrences(p, candidates) for t, p in zip(distinct, postings)}
         starts = None
-        for offset, term in sorted(enumerate(terms), key=lambda it: len(occurrences[it[1]][0])):
+        for offset, term in sorted(terms, key=lambda it: len(occurrences[it[1]][0])):
             docs, positions = occurrences[term]
             keep = positions >= offset
             keys = (docs[keep] << 32) + (positions[keep] - offset)

@@ -8,7 +8,6 @@ runs through `Searcher.search_many`, and `evaluate_index` scores such a batch ag
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from indexer.analysis import Analyzer, AnalyzerConfig
 from indexer.errors import QueryError
 from indexer.evaluate import Evaluation, evaluate, parse_metrics
 from indexer.format import IndexReader, Postings
-from indexer.query import Bool, Node, Term, match_docs, parse_query, query_terms
+from indexer.query import Node, is_plain, looks_plain, match_docs, parse_query, query_terms
 from indexer.snippets import Snippet, SnippetMaker
 
 # Decoded postings and their BM25 weights are kept across the queries of a Searcher, up to about
@@ -59,6 +58,7 @@ class SearchResult:
     query: str
     total_hits: int
     hits: list[Hit]
+    notes: tuple[str, ...] = ()  # what the user should know: a query searched as plain words, no words
 
     def to_dict(self) -> dict:
         return {"query": self.query, "total_hits": self.total_hits, "results": [h.to_dict() for h in self.hits]}
@@ -120,34 +120,52 @@ class Searcher:
         language queries of test collections). Raises QueryError for a malformed query. A snippet
         whose source file moved or changed says so in its text (see indexer.snippets), never an error.
         """
-        return self._search(query, _parse(query) if syntax else None, k, snippets)
+        return self._search(query, parse_query(query) if syntax and not looks_plain(query) else None, k, snippets)
 
     def search_many(
-        self, queries: Iterable[tuple[str, str]], k: int = 10, snippets: bool = False, syntax: bool = True
+        self,
+        queries: Iterable[tuple[str, str]],
+        k: int = 10,
+        snippets: bool = False,
+        syntax: bool = True,
+        strict: bool = True,
     ) -> Iterator[tuple[str, SearchResult]]:
         """Answer (query id, text) pairs in order, yielding (query id, result) for each.
 
-        Every query is parsed before the first result is yielded, so a malformed one raises
-        QueryError naming its id (`query 'q7': ...`) before any output exists. `snippets` and
-        `syntax` are as for `search`.
+        Every query is parsed before the first result is yielded. A malformed query raises
+        QueryError naming its id (`query 'q7': ...`) before any output exists when `strict`;
+        otherwise it is searched as plain words and its result carries a note saying so.
+        `snippets` and `syntax` are as for `search`.
         """
-        parsed: list[tuple[str, str, Node | None]] = []
+        parsed: list[tuple[str, str, Node | None, tuple[str, ...]]] = []
         for qid, text in queries:
-            try:
-                parsed.append((qid, text, _parse(text) if syntax else None))
-            except QueryError as err:
-                raise QueryError(f"query {qid!r}: {err}") from None
-        return ((qid, self._search(text, node, k, snippets)) for qid, text, node in parsed)
+            node, notes = None, ()
+            if syntax and not looks_plain(text):
+                try:
+                    node = parse_query(text)
+                except QueryError as err:
+                    if strict:
+                        raise QueryError(f"query {qid!r}: {err}") from None
+                    notes = (f"bad query ({err}); searched as plain words",)
+            parsed.append((qid, text, node, notes))
+        return ((qid, self._search(text, node, k, snippets, notes)) for qid, text, node, notes in parsed)
 
-    def _search(self, query: str, node: Node | None, k: int, snippets: bool) -> SearchResult:
+    def _search(
+        self, query: str, node: Node | None, k: int, snippets: bool, notes: tuple[str, ...] = ()
+    ) -> SearchResult:
+        if k < 0:
+            raise QueryError(f"k must be 0 or more, not {k}")
         n = self.reader.doc_count
-        if node is None:
-            # bag of words: a word repeated in the query counts again, as in Lucene and bm25s
-            weights = Counter(self.analyzer.terms(query))
+        if node is None:  # plain words: every scored document matches
+            terms = self.analyzer.terms(query)
             matched = None
         else:
-            weights = Counter(query_terms(node, self.analyzer.terms))
-            matched = match_docs(node, self, self.analyzer.terms)
+            terms = query_terms(node, self.analyzer.positioned_terms)
+            matched = None if is_plain(node) else match_docs(node, self, self.analyzer.positioned_terms)
+        if not terms:
+            notes = (*notes, NO_WORDS)
+        # a term that occurs several times in the query counts as often, as in Lucene and bm25s
+        weights = Counter(terms)
         idfs = dict.fromkeys(weights, 0.0)  # snippets weigh the terms by idf
         docs, contributions = [], []
         for term, times in weights.items():
@@ -174,33 +192,16 @@ class Searcher:
             )
             for i, d in enumerate(top.tolist())
         ]
-        return SearchResult(query, len(candidates), hits)
+        return SearchResult(query, len(candidates), hits, notes)
 
 
-# Quotes and parentheses, or + or - at the start of a word: the only marks the parser reads
-# besides the operator words; without any of them a query is plain words.
-_SYNTAX = re.compile(r'["()]|(?<!\S)[+-]')
-_OPERATORS = frozenset({"AND", "OR", "NOT"})
-
-
-def _parse(query: str) -> Node | None:
-    """The query's tree, or None for plain words only (no operators, phrases, +/-, groups): pure
-    ranked retrieval. Most queries are plain, and the check is ten times cheaper than parsing.
-    Raises QueryError for a malformed query."""
-    if query.strip() and not _SYNTAX.search(query) and _OPERATORS.isdisjoint(query.split()):
-        return None
-    node = parse_query(query)
-    return None if _is_plain(node) else node
-
-
-def _is_plain(node: Node) -> bool:
-    if isinstance(node, Term):
-        return True
-    return isinstance(node, Bool) and all(c.occur == "should" and isinstance(c.node, Term) for c in node.clauses)
+NO_WORDS = "no searchable words in the query (only stopwords, punctuation or words too long to index)"
 
 
 def _top_k(docs: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
     """The k docs with the highest scores, ties broken by lower doc id."""
+    if k == 0:
+        return docs[:0]
     if len(docs) > k:
         kth = np.partition(scores, len(scores) - k)[len(scores) - k]
         keep = scores >= kth

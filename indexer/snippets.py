@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from indexer.analysis import WORD_RE, Analyzer
-from indexer.corpus import ReadOptions, read_source, record_id_and_text, trec_id_and_text
+from indexer.corpus import BOM, ReadOptions, read_source, record_id_and_text, trec_id_and_text
 
 WINDOW = 30  # words shown, counting the lead-in
 LEAD = 3  # words shown before the first query term of the window, for context
@@ -66,6 +66,8 @@ class SnippetMaker:
         except (OSError, EOFError, zlib.error):
             return None
         before, data, after = (data[:1], data[1:], data[1 + length :]) if offset else (b"\n", data, data[length:])
+        if offset == len(BOM) and before == BOM[-1:]:  # a JSONL file's first record, after a byte-order mark
+            before = b"\n"
         data = data[:length]
         if len(data) < length:
             return None
@@ -95,6 +97,7 @@ def best_passage(text: str, terms: Mapping[str, float], analyzer: Analyzer) -> t
     """The ~WINDOW-word passage of `text` whose distinct `terms` have the largest total weight
     (ties: the earliest), as (text, is a query term) parts; every word that analyzes to one of
     `terms` is marked. Whitespace runs become one space; "..." marks a cut."""
+    text = analyzer.normalized(text)  # words are cut from the normalized text, as in the index
     words: list[tuple[int, int, frozenset[str]]] = []  # (start, end, query terms it holds)
     for match in WORD_RE.finditer(text):
         # one match may lower-case into several words (a rare combining mark); they share its span

@@ -21,11 +21,12 @@ from indexer.format import IndexReader
 
 def _naive_index(docs_in_order: list[str]) -> tuple[dict, list[int]]:
     """term -> {doc: positions} and doc lengths, straight from the definition of the analyzer
-    with stemming off: lower-cased \\w+ runs, NFKC + case folding, positions in the word stream."""
+    with stemming off: \\w+ runs of the NFKC-normalized, lower-cased text, then NFKC + case
+    folding, positions in the word stream."""
     index: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     lengths = []
     for doc, text in enumerate(docs_in_order):
-        words = re.findall(r"\w+", text.lower())
+        words = re.findall(r"\w+", unicodedata.normalize("NFKC", text).lower())
         for pos, word in enumerate(words):
             index[unicodedata.normalize("NFKC", word).casefold()][doc].append(pos)
         lengths.append(len(words))
@@ -60,7 +61,8 @@ def test_index_matches_naive_reference(tmp_path):
     _assert_matches_reference(out, docs)
 
 
-words = st.sampled_from(["a", "b", "c", "dd", "Ée", "ß", "x1", "_y", "ﬁn"])
+# "re\u0301sume": a letter written decomposed, which must not split its word
+words = st.sampled_from(["a", "b", "c", "dd", "Ée", "ß", "x1", "_y", "ﬁn", "re\u0301sume", "q\u0301x", "①"])
 doc_text = st.lists(words, min_size=1, max_size=30).map(" ".join)
 
 
@@ -238,3 +240,85 @@ def test_combining_runs_to_limit_fan_in_keeps_the_index_identical(tmp_path, monk
     build_index([corpus], out, BuildOptions(processes=processes, chunk_size=4000, memory=50_000))
     assert len(merged_from[0]) <= 3 and all(offset == 0 for _, offset in merged_from[0])
     assert out.read_bytes() == reference.read_bytes()
+
+
+# --- writing the index: one writer, full disks, links, leftovers -----------------------------------
+
+
+def test_a_second_writer_of_the_same_index_is_refused_naming_the_first(tmp_path):
+    import os
+
+    from indexer.files import writer_lock
+
+    corpus = write_corpus(tmp_path / "c", {"a.txt": "one two"})
+    out = tmp_path / "x.idx"
+    with writer_lock(out):  # as another build would hold it
+        with pytest.raises(IndexerError, match=rf"another indexer process \(pid {os.getpid()}\) is writing"):
+            build_index([corpus], out, BuildOptions(processes=1))
+        assert not out.exists()
+    build_index([corpus], out, BuildOptions(processes=1))  # free again, and no lock file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "x.idx"]
+
+
+@pytest.mark.parametrize("where", ["runs", "index"])
+def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tmp_path, monkeypatch, where):
+    import errno
+
+    import numpy as np
+
+    from indexer import format as fmt
+
+    corpus = write_corpus(tmp_path / "c", random_docs(seed=2, count=20))
+    out = tmp_path / "out" / "x.idx"
+    out.parent.mkdir()
+    out.write_bytes(b"")
+    build_index([corpus], out, BuildOptions(processes=1))
+    before = out.read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if where == "runs":
+        monkeypatch.setattr(np, "save", full)
+    else:
+        monkeypatch.setattr(fmt.IndexWriter, "write", full)
+    with pytest.raises(IndexerError) as caught:
+        build_index([corpus], out, BuildOptions(processes=1))
+    message = str(caught.value)
+    assert message.startswith("no space left on device while writing ")
+    if where == "runs":
+        assert "--tmp-dir" in message and str(out.parent) in message
+    else:
+        assert str(out) in message
+    assert out.read_bytes() == before
+    assert [p.name for p in out.parent.iterdir()] == ["x.idx"]
+
+
+def test_output_through_a_symbolic_link_replaces_its_target_and_keeps_its_mode(tmp_path):
+    import os
+    import stat
+
+    corpus = write_corpus(tmp_path / "c", {"a.txt": "one two"})
+    real = tmp_path / "store" / "real.idx"
+    real.parent.mkdir()
+    build_index([corpus], real, BuildOptions(processes=1))
+    os.chmod(real, 0o640)
+    link = tmp_path / "link.idx"
+    link.symlink_to(real)
+    write_corpus(corpus, {"b.txt": "three"})
+    build_index([corpus], link, BuildOptions(processes=1))
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640
+    with IndexReader(link) as reader:
+        assert reader.doc_count == 2
+
+
+def test_fifos_in_a_corpus_are_skipped_and_counted(tmp_path):
+    import os
+
+    corpus = write_corpus(tmp_path / "c", {"a.txt": "one two"})
+    os.mkfifo(corpus / "pipe.txt")
+    stats = build_index([corpus], tmp_path / "x.idx", BuildOptions(processes=1))
+    assert stats.documents == 1
+    assert stats.skipped_by_reason == {"not a regular file": 1}
+    assert stats.skipped_examples["not a regular file"][0].endswith("pipe.txt")

@@ -246,9 +246,64 @@ def test_killed_worker_fails_the_build_quickly(tmp_path):
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker pids through Linux /proc")
-def test_ctrl_c_leaves_previous_index_and_no_temporary_files(tmp_path):
-    done, _ = _interrupt_build(tmp_path, lambda proc, pids: proc.send_signal(signal.SIGINT))
-    assert done.returncode == 1 and "Aborted" in done.stderr, done.stderr
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_ctrl_c_sigterm_and_sighup_leave_previous_index_no_files_and_no_processes(tmp_path, signum):
+    seen: list[int] = []
+
+    def interrupt(proc, pids):
+        seen.extend(pids)
+        proc.send_signal(signum)
+
+    done, stopped = _interrupt_build(tmp_path, interrupt)
+    assert stopped < 30
+    assert done.returncode == 128 + signum, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"Aborted: {signal.Signals(signum).name} received"), done.stderr
+    _assert_gone(seen)
+
+
+def _assert_gone(pids: list[int], seconds: float = 10) -> None:
+    """Every process in `pids` exits within `seconds` (workers, forkserver, resource tracker)."""
+    deadline = time.monotonic() + seconds
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _running(p)]
+        time.sleep(0.1)
+    assert not alive, f"processes left running: {alive}"
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker pids through Linux /proc")
+def test_a_build_killed_outright_leaves_no_process_and_the_next_build_cleans_up(tmp_path):
+    corpus = _big_corpus(tmp_path / "corpus")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "x.idx"
+    out.write_bytes(PREVIOUS_INDEX)
+    proc = _start_build(corpus, out)
+    pids = _wait_for_workers(proc, 3)
+    time.sleep(0.3)
+    pids = _descendants(proc.pid)
+    proc.kill()  # SIGKILL: no cleanup can run in the build itself
+    proc.communicate(timeout=60)
+    _assert_gone(pids)  # the workers notice their parent is gone and exit by themselves
+    assert out.read_bytes() == PREVIOUS_INDEX
+    left = {p.name for p in out_dir.iterdir()} - {"x.idx"}
+    assert left  # its temporary runs are still there...
+    small = write_corpus(tmp_path / "small", {"a.txt": "some words"})
+    again = subprocess.run(
+        [*_indexer_command(), "build", str(small), "-o", str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0, again.stderr
+    assert {p.name for p in out_dir.iterdir()} == {"x.idx"}  # ...until the next build removes them
+    assert "left by an interrupted build" in again.stderr
 
 
 def test_snippets_read_back_records_with_custom_fields(runner, tmp_path):
@@ -283,3 +338,54 @@ def test_broken_pipe_is_quiet(small_index):
     script = f"{' '.join(_indexer_command())} search {small_index} merge -k 40 | head -c 1 >/dev/null"
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
     assert "Error" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_json_summary_keeps_warnings_on_stderr(runner, tmp_path):
+    corpus = write_corpus(tmp_path / "c", {"a.txt": "good words", "b.txt": ""})
+    result = runner.invoke(cli, ["build", str(corpus), "-o", str(tmp_path / "x.idx"), "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["skipped"] == 1
+    assert result.stderr.startswith("Warning: 1 skipped: 1 empty (first: ")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "needle"),
+    [
+        ("--stem", "klingon", "unknown stemmer language 'klingon'"),
+        ("--encoding", "bogus", "unknown encoding 'bogus'"),
+        ("--stopwords", "/no/such/stopwords.txt", "cannot read stopword file"),
+    ],
+)
+def test_bad_build_option_values_are_usage_errors(runner, small_corpus, tmp_path, option, value, needle):
+    result = runner.invoke(cli, ["build", str(small_corpus), "-o", str(tmp_path / "x.idx"), option, value])
+    assert result.exit_code == 2 and needle in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "x.idx").exists()
+
+
+def test_a_full_or_closed_stdout_is_one_line_and_a_written_index_is_reported(small_corpus, small_index, tmp_path):
+    indexer = " ".join(_indexer_command())
+    cases = {
+        f"{indexer} search {small_index} merge -k 40 >/dev/full": "No space left on device",
+        f"{indexer} stats {small_index} --json >/dev/full": "No space left on device",
+        f"{indexer} search {small_index} merge >&-": "it is closed",
+    }
+    for script, why in cases.items():
+        done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1, script
+        assert done.stderr.strip().splitlines()[-1] == f"Error: cannot write to standard output ({why})", script
+    out = tmp_path / "new.idx"
+    done = subprocess.run(
+        ["bash", "-c", f"{indexer} build {small_corpus} -o {out} --json >/dev/full"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().endswith(f"the index was written to {out}")
+    assert runner_ok(["verify", str(out)])
+
+
+def runner_ok(args: list[str]) -> bool:
+    from click.testing import CliRunner
+
+    return CliRunner().invoke(cli, args).exit_code == 0

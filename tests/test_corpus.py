@@ -363,7 +363,7 @@ def test_strict_also_refuses_undecodable_bytes_but_not_a_declared_encoding(tmp_p
     with IndexReader(out) as reader:
         assert reader.terms() == ["café", "crème"]
     result = _run(runner, corpus, out, "--encoding", "no-such-codec", ok=False)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a bad option value is a usage error
     assert "unknown encoding 'no-such-codec'" in result.stderr
 
 
@@ -449,3 +449,18 @@ def test_unknown_format_and_missing_paths_are_errors(tmp_path):
         plan_corpus([tmp_path], 100, ReadOptions(format="xml"))
     with pytest.raises(CorpusError, match="no such file or folder"):
         plan_corpus([tmp_path / "nope"], 100)
+
+
+def test_a_jsonl_file_with_a_byte_order_mark_keeps_its_first_record(tmp_path):
+    from indexer.search import Searcher, open_index
+
+    corpus = _write(
+        tmp_path / "bom.jsonl",
+        b"\xef\xbb\xbf" + b'{"id": "first", "text": "alpha"}\n{"id": "second", "text": "beta"}\n',
+    )
+    out = _build([corpus], tmp_path / "x.idx")
+    with IndexReader(out) as reader:
+        assert reader.doc_names() == ["first", "second"]
+    with open_index(out) as reader:
+        hit = Searcher(reader).search("alpha", k=1, snippets=True).hits[0]
+    assert hit.doc == "first" and hit.snippet.marked() == "**alpha**"

@@ -21,8 +21,13 @@ from indexer.query import (
 )
 
 
-def analyze(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())
+def analyze(text: str) -> list[tuple[int, str]]:
+    return list(enumerate(re.findall(r"\w+", text.lower())))
+
+
+def without(*stopwords):
+    """An analyzer that drops `stopwords` but keeps counting their positions, as the index does."""
+    return lambda text: [(i, t) for i, t in analyze(text) if t not in stopwords]
 
 
 def should(node):
@@ -143,17 +148,24 @@ def test_parse_query_reports_the_problem_and_its_column(query, message):
     assert isinstance(caught.value, IndexerError)
 
 
-def test_query_terms_lists_positive_terms_once_in_order_of_appearance():
+def test_query_terms_lists_every_positive_occurrence_in_query_order():
     node = parse_query('Cat "black cat" -dog NOT (x y) +e-mail (z AND -w) cat')
-    assert query_terms(node, analyze) == ["cat", "black", "e", "mail", "z"]
+    assert query_terms(node, analyze) == ["cat", "black", "cat", "e", "mail", "z", "cat"]
 
 
 def test_query_terms_skips_words_without_terms():
     node = parse_query('the cat "of the" dog')
-    assert query_terms(node, lambda s: [t for t in analyze(s) if t not in {"the", "of"}]) == [
-        "cat",
-        "dog",
-    ]
+    assert query_terms(node, without("the", "of")) == ["cat", "dog"]
+
+
+def test_a_stopword_inside_a_phrase_is_a_gap_of_one_position():
+    corpus = [line.split() for line in ["global the lock", "global lock", "global a lock", "the global lock"]]
+    # "the" and "a" are dropped at analysis, but their positions are counted in the index too
+    source = FakeSource(corpus)
+    found = match_docs(parse_query('"global the lock"'), source, without("the", "a"))
+    assert found.tolist() == [0, 2]  # any one dropped word fills the gap, as in Lucene
+    assert match_docs(parse_query('"global lock"'), source, without("the", "a")).tolist() == [1, 3]
+    assert match_docs(parse_query('"the global"'), source, without("the", "a")).tolist() == [0, 1, 2, 3]
 
 
 # --- a fake index and a naive reference ------------------------------------------------------
@@ -204,7 +216,7 @@ def reference_phrase(corpus, terms) -> set[int]:
 def reference_match(node, corpus) -> set[int] | None:
     """Lucene BooleanQuery semantics on sets; None for a node whose words all analyze to nothing."""
     if isinstance(node, Term | Phrase):
-        terms = analyze(node.word if isinstance(node, Term) else node.text)
+        terms = [t for _, t in analyze(node.word if isinstance(node, Term) else node.text)]
         return reference_phrase(corpus, terms) if terms else None
     found = {"should": [], "must": [], "must_not": []}
     for clause in node.clauses:

@@ -134,14 +134,14 @@ SMALL_VOCAB = ["red", "green", "blue", "cat", "dog", "fish", "the", "of"]
 
 def _random_query(rng: random.Random, tokens: list[list[str]], depth: int = 0) -> tuple[str, set[int], Counter]:
     """A random query string, the doc ids it must match (naive: sets and token scans) and the
-    terms BM25 scores it on, with their weights: each positive term once, except in a query of
-    plain words, where a repeated word counts again."""
+    terms BM25 scores it on, with their weights: every positive occurrence of a term counts,
+    whatever operators, groups or phrases surround it."""
 
     def atom():
         if rng.random() < 0.3:
             words = [rng.choice(SMALL_VOCAB) for _ in range(rng.randint(2, 3))]
             docs = {d for d, toks in enumerate(tokens) for i in range(len(toks)) if toks[i : i + len(words)] == words}
-            return f'"{" ".join(words)}"', docs, Counter(set(words))
+            return f'"{" ".join(words)}"', docs, Counter(words)
         if depth < 1 and rng.random() < 0.3:
             query, docs, terms = _random_query(rng, tokens, depth + 1)
             return f"({query})", docs, terms
@@ -151,19 +151,18 @@ def _random_query(rng: random.Random, tokens: list[list[str]], depth: int = 0) -
     (qa, da, ta), (qb, db, tb) = atom(), atom()
     form = rng.choice(["and", "or", "space", "not", "and_not", "plus", "minus", "and3"])
     if form == "and":
-        return f"{qa} AND {qb}", da & db, ta | tb
-    if form in ("or", "space"):  # the same operator; two bare words at the top are plain words
-        plain = depth == 0 and qa.isalpha() and qb.isalpha()
-        return f"{qa} {'OR ' if form == 'or' else ''}{qb}", da | db, ta + tb if plain else ta | tb
+        return f"{qa} AND {qb}", da & db, ta + tb
+    if form in ("or", "space"):  # the same operator
+        return f"{qa} {'OR ' if form == 'or' else ''}{qb}", da | db, ta + tb
     if form in ("not", "and_not"):
         op = "NOT" if form == "not" else "AND NOT"
         return f"{qa} {op} {qb}", da - db, ta
     if form == "plus":
-        return f"+{qa} {qb}", da, ta | tb
+        return f"+{qa} {qb}", da, ta + tb
     if form == "minus":
         return f"{qa} -{qb}", da - db, ta
     qc, dc, tc = atom()
-    return f"{qa} AND {qb} AND {qc}", da & db & dc, ta | tb | tc
+    return f"{qa} AND {qb} AND {qc}", da & db & dc, ta + tb + tc
 
 
 def _brute_bm25(tokens: list[list[str]], doc: int, terms: Counter, k1=0.9, b=0.4) -> float:
@@ -305,9 +304,9 @@ def test_batch_usage_errors_exit_2(runner, tmp_path):
     for args in ([], ["apple", "--queries", queries], ["apple", "--trec", "r", "--json"]):
         result = invoke(runner, "search", index, *args, ok=False)
         assert result.exit_code == 2, args
-    bad = invoke(runner, "search", index, "--queries", queries, "--trec", "r", ok=False)
-    assert bad.exit_code == 2 and bad.stdout == ""
-    assert bad.stderr.strip().splitlines() == ["Error: bad query: query 'q9': unbalanced quote at column 1"]
+    strict = invoke(runner, "search", index, "--queries", queries, "--trec", "r", "--syntax", "--strict", ok=False)
+    assert strict.exit_code == 2 and strict.stdout == ""
+    assert strict.stderr.strip().splitlines() == ["Error: bad query: query 'q9': unbalanced quote at column 1"]
     missing_tab = tmp_path / "bad.tsv"
     missing_tab.write_text("q1 no tab here\n", encoding="utf-8")
     result = invoke(runner, "search", index, "--queries", missing_tab, ok=False)
@@ -447,3 +446,165 @@ def test_snippets_from_trec_and_gzip_sources(tmp_path):
         "g1": "Gzipped a **river** runs",
         "g2": "**bread**, gzipped",
     }
+
+
+# --- answers that must not be silently wrong ---------------------------------------------------------
+
+
+def _ranking(index: Path, query: str, **kw) -> list[tuple[str, float]]:
+    return [(h.doc, h.score) for h in all_hits(index, query, **kw).hits]
+
+
+def test_or_between_words_ranks_exactly_like_a_space(tmp_path):
+    docs = {"a.txt": "merge sort", "b.txt": "or or or merge", "c.txt": "sort this or that", "d.txt": "nothing"}
+    index = build(tmp_path, docs)
+    assert _ranking(index, "merge OR sort") == _ranking(index, "merge sort")
+    assert _ranking(index, "(merge OR sort) nothing") == _ranking(index, "merge sort nothing")
+    assert "b.txt" not in dict(_ranking(index, "sort OR nothing"))  # "or" is not searched as a word
+    assert _ranking(index, "merge or sort")[0][0] == "b.txt"  # lower case: an ordinary word
+
+
+def test_repeated_words_score_alike_with_or_without_operators(tmp_path):
+    index = build(tmp_path, random_docs(seed=21, count=40))
+    plain = _ranking(index, "merge sort merge")
+    assert plain == _ranking(index, "merge (sort merge)")
+    assert plain == _ranking(index, "merge OR sort OR merge")
+    phrase = _ranking(index, '"merge sort" merge')
+    with open_index(index) as reader:
+        scores = dict(_ranking(index, "merge sort merge"))
+        for doc, score in phrase:  # the phrase narrows the matches but scores its words like words
+            assert score == pytest.approx(scores[doc], rel=1e-12)
+        assert reader.doc_count
+
+
+def test_a_phrase_with_a_stopword_matches_the_exact_text_only(tmp_path):
+    docs = {
+        "exact.txt": "take the global the lock now",
+        "near.txt": "take the global lock now",
+        "x.txt": "global a lock",
+    }
+    corpus = write_corpus(tmp_path / "corpus", docs)
+    index = tmp_path / "stop.idx"
+    config = AnalyzerConfig(stem="none", stopwords=("a", "the"))
+    build_index([corpus], index, BuildOptions(processes=1, analyzer=config))
+    with open_index(index) as reader:
+        searcher = Searcher(reader)
+        assert {h.doc for h in searcher.search('"global the lock"', k=10).hits} == {"exact.txt", "x.txt"}
+        assert {h.doc for h in searcher.search('"global lock"', k=10).hits} == {"near.txt"}
+        # a stopword at the edge of a phrase constrains nothing: it is dropped like a lone stopword
+        assert {h.doc for h in searcher.search('"the global lock"', k=10).hits} == {"near.txt"}
+
+
+@pytest.mark.parametrize("form", ["NFC", "NFD"])
+def test_composed_and_decomposed_letters_find_each_other(tmp_path, form):
+    import unicodedata
+
+    word = "r\u00e9sum\u00e9 na\u00efve"
+    docs = {
+        "nfc.txt": f"my {unicodedata.normalize('NFC', word)}",
+        "nfd.txt": f"your {unicodedata.normalize('NFD', word)}",
+    }
+    index = build(tmp_path, docs)
+    with open_index(index) as reader:
+        searcher = Searcher(reader)
+        query = unicodedata.normalize(form, "r\u00e9sum\u00e9")
+        assert {h.doc for h in searcher.search(query, k=10).hits} == {"nfc.txt", "nfd.txt"}
+        assert {h.doc for h in searcher.search(f'"{unicodedata.normalize(form, word)}"', k=10).hits} == {
+            "nfc.txt",
+            "nfd.txt",
+        }
+        assert reader.terms() == ["my", "naïve", "résumé", "your"]  # nothing split at an accent
+
+
+def test_k_zero_returns_no_hits_and_counts_the_matches(tmp_path):
+    index = build(tmp_path, THREE)
+    with open_index(index) as reader:
+        result = Searcher(reader).search("cherry", k=0)
+    assert result.hits == [] and result.total_hits == 2
+
+
+def test_a_query_without_searchable_words_says_so(runner, tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": "the cat"})
+    index = tmp_path / "a.idx"
+    build_index([corpus], index, BuildOptions(processes=1, analyzer=AnalyzerConfig(stopwords=("the",))))
+    for query in ["the", "!!! ???", '"the"']:
+        result = invoke(runner, "search", index, query)
+        assert result.stdout == ""
+        assert "no searchable words in the query" in result.stderr, query
+
+
+def test_batch_queries_are_plain_words_and_a_malformed_one_never_stops_the_batch(runner, tmp_path):
+    index = build(tmp_path, {"a.txt": "apple pie", "b.txt": "banana split", "c.txt": "apple banana"})
+    queries = tmp_path / "q.tsv"
+    queries.write_text('q1\tapple -banana\nq2\t(banana\nq3\t"apple\n', encoding="utf-8")
+    plain = json.loads(invoke(runner, "search", index, "--queries", queries, "--json").stdout)
+    # plain words by default, like eval: "-banana" is the word banana, "(" and a quote are no syntax
+    assert [len(q["results"]) for q in plain["queries"]] == [3, 2, 2]
+    parsed = invoke(runner, "search", index, "--queries", queries, "--syntax", "--json")
+    doc = json.loads(parsed.stdout)
+    assert [r["doc"] for r in doc["queries"][0]["results"]] == ["a.txt"]  # -banana excludes
+    assert [q["results"] for q in doc["queries"][1:]] == [q["results"] for q in plain["queries"][1:]]
+    warnings = [line for line in parsed.stderr.splitlines() if line.startswith("Warning")]
+    assert len(warnings) == 2
+    assert warnings[0].startswith("Warning: query q2: bad query (unbalanced parenthesis at column 1)")
+    assert "searched as plain words" in warnings[0] and warnings[1].startswith("Warning: query q3: ")
+
+
+def test_a_trec_run_is_deep_by_default_and_never_half_written(runner, tmp_path):
+    docs = {f"d{i:04d}.txt": "apple" for i in range(1200)} | {"with space.txt": "apple pie"}
+    index = build(tmp_path, docs)
+    queries = tmp_path / "q.tsv"
+    queries.write_text("q1\tpie\nq2\tapple\n", encoding="utf-8")
+    refused = invoke(runner, "search", index, "--queries", queries, "--trec", "run", ok=False)
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert "'with space.txt' has whitespace" in refused.stderr and "--escape-ids" in refused.stderr
+    run = invoke(runner, "search", index, "--queries", queries, "--trec", "run", "--escape-ids").stdout
+    rows = [line.split(" ") for line in run.splitlines()]
+    assert rows[0][:3] == ["q1", "Q0", "with%20space.txt"]
+    assert sum(row[0] == "q2" for row in rows) == 1000  # depth 1000, as eval ranks
+    assert (
+        len(
+            invoke(
+                runner, "search", index, "--queries", queries, "--trec", "run", "-k", "5", "--escape-ids"
+            ).stdout.splitlines()
+        )
+        == 6
+    )
+
+
+def test_a_newline_in_a_doc_id_cannot_break_a_line_of_output(runner, tmp_path):
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text(json.dumps({"id": "two\nlines", "text": "apple"}) + "\n", encoding="utf-8")
+    index = tmp_path / "docs.idx"
+    build_index([corpus], index, BuildOptions(processes=1, analyzer=NO_STEM))
+    text = invoke(runner, "search", index, "apple").stdout
+    assert text.splitlines() == [f"  1  {all_hits(index, 'apple').hits[0].score:8.4f}  two\\nlines"]
+    assert json.loads(invoke(runner, "search", index, "apple", "--json").stdout)["results"][0]["doc"] == "two\nlines"
+    assert invoke(runner, "postings", index, "apple").stdout.startswith("two\\nlines\t1")
+
+
+@pytest.mark.parametrize("command", ["search", "eval"])
+@pytest.mark.parametrize(
+    ("option", "value"), [("--k1", "nan"), ("--k1", "inf"), ("--k1", "-0.5"), ("--b", "1.5"), ("--b", "-inf")]
+)
+def test_bm25_parameters_that_are_not_finite_or_in_range_are_usage_errors(runner, tmp_path, command, option, value):
+    index = build(tmp_path, THREE)
+    queries = tmp_path / "q.tsv"
+    queries.write_text("q1\tapple\n", encoding="utf-8")
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("q1 0 d0.txt 1\n", encoding="utf-8")
+    args = [index, "apple"] if command == "search" else [index, "--queries", queries, "--qrels", qrels]
+    result = invoke(runner, command, *args, f"{option}={value}", ok=False)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "is not a finite number" in result.stderr
+
+
+def test_the_library_raises_only_indexer_errors(tmp_path):
+    from indexer.errors import IndexerError
+
+    with pytest.raises(IndexerError, match="no such index file"):
+        open_index(tmp_path / "missing.idx")
+    with pytest.raises(IndexerError, match="no such index file"):
+        search(tmp_path / "missing.idx", "apple")
+    with pytest.raises(IndexerError):
+        open_index(tmp_path)
