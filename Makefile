@@ -7,7 +7,7 @@ SYNTH   := bench/data/synthetic-$(SIZE)
 CORPUS  ?= $(SYNTH)
 PROCS   ?= 1,2
 
-.PHONY: all install test lint fmt demo smoke bench clean
+.PHONY: all install test lint fmt demo smoke bench bench-peers clean
 
 all: lint test
 
@@ -42,6 +42,11 @@ smoke: demo
 bench: install
 	@if [ "$(CORPUS)" = "$(SYNTH)" ]; then $(BIN)/python bench/gen_corpus.py $(SYNTH) --size $(SIZE); fi
 	$(BIN)/indexer bench $(CORPUS) -p $(PROCS)
+
+# indexer beside tantivy and bm25s on the Linux kernel's documentation (fetched with apt-get download)
+bench-peers: install
+	$(BIN)/python bench/get_kernel_docs.py
+	$(BIN)/python bench/peers.py --out bench/results/peers.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis sample_corpus.idx bench/out
