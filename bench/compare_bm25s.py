@@ -33,10 +33,12 @@ import bm25s
 import numpy as np
 
 from indexer.analysis import Analyzer, AnalyzerConfig
-from indexer.build import BuildOptions, build_index
-from indexer.corpus import ReadOptions, SkipLog, plan_corpus, read_piece, record_id_and_text
-from indexer.evaluate import evaluate, read_qrels, read_queries
-from indexer.search import Searcher, evaluate_index, open_index
+from indexer.corpus.discover import plan_corpus
+from indexer.corpus.readers import ReadOptions, read_piece, record_id_and_text
+from indexer.corpus.skips import SkipLog
+from indexer.evaluate import evaluate, evaluate_index, read_qrels, read_queries
+from indexer.indexing.pipeline import BuildOptions, build_index
+from indexer.retrieval.searcher import Searcher, open_index
 
 K1, B, DEPTH = 0.9, 0.4, 1000
 METRICS = ["ndcg@10", "map", "recall@100"]

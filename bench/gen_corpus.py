@@ -13,6 +13,7 @@ jsonl: OUT_DIR/part-NNNN.jsonl of ~64 MB, one {"id", "title", "text"} object per
 number of CPUs.  A `.done` marker with the parameters is written last; if it matches,
 the corpus already there is reused.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,8 +74,7 @@ class Vocab:
         self.bytes_per_word = float(slots @ wlen / slots.sum() + sep_bytes)
 
 
-def render(vocab: Vocab, seed: list[int], body: np.ndarray, first_id: int, fmt: str,
-           out_dir: Path) -> list[bytes]:
+def render(vocab: Vocab, seed: list[int], body: np.ndarray, first_id: int, fmt: str, out_dir: Path) -> list[bytes]:
     """Documents with `body` words each: JSON lines (jsonl), or files it writes (text)."""
     rng = np.random.default_rng(seed)
     title = rng.integers(2, 8, size=len(body))  # title words; 4.5 on average
@@ -107,9 +107,10 @@ def render(vocab: Vocab, seed: list[int], body: np.ndarray, first_id: int, fmt: 
                 folder.mkdir(exist_ok=True)
             (folder / f"doc-{i:07d}.txt").write_bytes(data)
         return docs
-    return [JSON_LINE % (i, buf[s : t - 2], buf[t : e - 2].replace(b"\n", b"\\n"))
-            for i, s, t, e in zip(range(first_id, first_id + len(body)),
-                                  [0] + doc_end[:-1], title_end, doc_end)]
+    return [
+        JSON_LINE % (i, buf[s : t - 2], buf[t : e - 2].replace(b"\n", b"\\n"))
+        for i, s, t, e in zip(range(first_id, first_id + len(body)), [0] + doc_end[:-1], title_end, doc_end)
+    ]
 
 
 def parse_size(text: str) -> int:
@@ -119,8 +120,7 @@ def parse_size(text: str) -> int:
     return int(float(m[1]) * 1024 ** " kmgt".index(m[2].lower() or " "))
 
 
-def generate(out_dir: Path, size: int, seed: int = 0, fmt: str = "text",
-             files: int | None = None) -> None:
+def generate(out_dir: Path, size: int, seed: int = 0, fmt: str = "text", files: int | None = None) -> None:
     """Write a synthetic corpus of about `size` bytes into out_dir (reused if already there)."""
     out_dir, marker = Path(out_dir), Path(out_dir) / ".done"
     params = json.dumps({"size": size, "seed": seed, "format": fmt, "files": files, "version": 1})
@@ -171,8 +171,11 @@ def generate(out_dir: Path, size: int, seed: int = 0, fmt: str = "text",
                 out.write(data)
             written, doc_id = written + sum(map(len, docs)), doc_id + len(docs)
             rate = written / 2**20 / (time.perf_counter() - t0)
-            print(f"\r{written / 2**20:9.1f} / {size / 2**20:.1f} MB  {doc_id} docs  "
-                  f"{rate:.0f} MB/s", end="", file=sys.stderr)
+            print(
+                f"\r{written / 2**20:9.1f} / {size / 2**20:.1f} MB  {doc_id} docs  {rate:.0f} MB/s",
+                end="",
+                file=sys.stderr,
+            )
     if out:
         out.close()
     print(file=sys.stderr)

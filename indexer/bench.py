@@ -15,10 +15,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from indexer.analysis import WORD_RE
-from indexer.build import BuildOptions, build_index
-from indexer.corpus import SkipLog, plan_corpus, read_piece
-from indexer.format import IndexReader
-from indexer.search import Searcher
+from indexer.corpus.discover import plan_corpus
+from indexer.corpus.readers import read_piece
+from indexer.corpus.skips import SkipLog
+from indexer.indexing.pipeline import BuildOptions, build_index
+from indexer.retrieval.searcher import Searcher
+from indexer.store.index import IndexReader
 
 
 @dataclass(frozen=True)

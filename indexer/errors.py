@@ -25,6 +25,10 @@ class UnsupportedVersionError(IndexFormatError):
     """An index written in a format version this release cannot read."""
 
 
+class ArgumentError(IndexerError):
+    """A parameter out of its range (k1, b, k, ...), given through the Python API."""
+
+
 class QueryError(IndexerError):
     """A query that cannot be parsed."""
 

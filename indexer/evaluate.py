@@ -1,8 +1,9 @@
 """Retrieval evaluation: the last step after search, scoring ranked runs against relevance judgments.
 
 Reads query files (TSV or JSONL) and TREC qrels, writes TREC run lines, and computes nDCG, AP,
-recall, precision and reciprocal rank following trec_eval's definitions. Pure apart from the
-readers, which only read the file they are given.
+recall, precision and reciprocal rank following trec_eval's definitions; `evaluate_index` runs a
+batch of queries on an index and scores it. Pure apart from the readers, which only read the file
+they are given.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from pathlib import Path
 from typing import TextIO
 
 from indexer.errors import IndexerError
+from indexer.retrieval.scoring import DEFAULT_B, DEFAULT_K1
+from indexer.retrieval.searcher import Searcher
+from indexer.store.index import IndexReader
 
 # Metric name -> whether a cutoff "@k" is required (True), optional (False).
 _METRICS = {"ndcg": False, "map": False, "mrr": False, "recall": True, "p": True}
@@ -244,3 +248,29 @@ def judgment_coverage(
     queries, qrels and index do not belong together, and every metric would be 0."""
     judged = {doc for docs in qrels.values() for doc in docs}
     return len({qid for qid, _ in queries} & set(qrels)), len(judged & set(doc_names))
+
+
+def evaluate_index(
+    reader: IndexReader,
+    queries: Iterable[tuple[str, str]],
+    qrels: Mapping[str, Mapping[str, int]],
+    metrics: Sequence[str],
+    depth: int = 1000,
+    k1: float = DEFAULT_K1,
+    b: float = DEFAULT_B,
+    syntax: bool = False,
+) -> Evaluation:
+    """Run every (query id, text) to `depth` hits on `reader` and score the run against `qrels`.
+
+    Queries are plain words unless `syntax` (test-collection queries are natural language, with
+    stray quotes and parentheses). Metrics are names as indexer.evaluate.parse_metrics accepts
+    ("ndcg@10", "map", ...), checked before any query runs. Raises IndexerError for an unknown
+    metric or qrels without a relevant document, QueryError naming the query id for a malformed
+    query (with `syntax`).
+    """
+    for metric in metrics:
+        parse_metrics(metric)
+    searcher = Searcher(reader, k1, b)
+    results = searcher.search_many(queries, depth, syntax=syntax)
+    run = {qid: [hit.doc for hit in result.hits] for qid, result in results}
+    return evaluate(run, qrels, metrics)

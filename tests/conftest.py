@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from indexer.analysis import AnalyzerConfig
-from indexer.build import BuildOptions, build_index
+from indexer.indexing.pipeline import BuildOptions, build_index
 
 # a real (small) index: builds refuse to replace files that are not indexes
 PREVIOUS_INDEX = (Path(__file__).parent / "data" / "golden-v1.idx").read_bytes()

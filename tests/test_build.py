@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from indexer.analysis import AnalyzerConfig
-from indexer.build import BuildOptions, build_index
 from indexer.errors import CorpusError, IndexerError
-from indexer.format import IndexReader
+from indexer.indexing.pipeline import BuildOptions, build_index
+from indexer.store.index import IndexReader
 
 
 def _naive_index(docs_in_order: list[str]) -> tuple[dict, list[int]]:
@@ -47,7 +47,7 @@ def _assert_matches_reference(index_path, docs: dict[str, str]) -> None:
             offsets, positions = postings.positions()
             got = [positions[offsets[i] : offsets[i + 1]].tolist() for i in range(len(postings.docs))]
             assert got == [by_doc[d] for d in sorted(by_doc)]
-        assert reader.meta["tokens"] == sum(lengths)
+        assert reader.meta.tokens == sum(lengths)
 
 
 NO_STEM = AnalyzerConfig(stem="none")
@@ -101,7 +101,7 @@ def test_parallel_and_sequential_builds_are_byte_identical(tmp_path):
 
 
 def test_memory_limit_forces_multiple_runs(tmp_path, monkeypatch):
-    from indexer import invert
+    from indexer.indexing import invert
 
     corpus = write_corpus(tmp_path / "c", random_docs(seed=5, count=50, max_words=300))
     flushed = []
@@ -150,9 +150,9 @@ def test_bad_files_are_skipped_and_counted(tmp_path):
     stats = build_index([corpus], tmp_path / "x.idx", BuildOptions(processes=1))
     assert stats.documents == 2  # good.txt and latin1.txt (decoded with replacement)
     assert stats.skipped_by_reason == {
-        "binary (NUL bytes)": 1,
+        "binary": 1,
         "empty": 1,
-        "invalid utf-8 (decoded with replacement)": 1,
+        "undecodable": 1,
     }
     assert stats.skipped == 2 and stats.repaired == 1  # the latin-1 file is indexed, repaired
 
@@ -225,7 +225,7 @@ def test_large_random_vocabulary_matches_reference(tmp_path):
 
 @pytest.mark.parametrize("processes", [1, 2])
 def test_combining_runs_to_limit_fan_in_keeps_the_index_identical(tmp_path, monkeypatch, processes):
-    from indexer import build
+    from indexer.indexing import pipeline as build
 
     docs = random_docs(seed=13, count=120, max_words=300)
     corpus = write_corpus(tmp_path / "c", docs)
@@ -248,7 +248,7 @@ def test_combining_runs_to_limit_fan_in_keeps_the_index_identical(tmp_path, monk
 def test_a_second_writer_of_the_same_index_is_refused_naming_the_first(tmp_path):
     import os
 
-    from indexer.files import writer_lock
+    from indexer.store.files import writer_lock
 
     corpus = write_corpus(tmp_path / "c", {"a.txt": "one two"})
     out = tmp_path / "x.idx"
@@ -266,7 +266,7 @@ def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tmp_path, monkeypatch
 
     import numpy as np
 
-    from indexer import format as fmt
+    from indexer.store import index as fmt
 
     corpus = write_corpus(tmp_path / "c", random_docs(seed=2, count=20))
     out = tmp_path / "out" / "x.idx"
@@ -320,5 +320,5 @@ def test_fifos_in_a_corpus_are_skipped_and_counted(tmp_path):
     os.mkfifo(corpus / "pipe.txt")
     stats = build_index([corpus], tmp_path / "x.idx", BuildOptions(processes=1))
     assert stats.documents == 1
-    assert stats.skipped_by_reason == {"not a regular file": 1}
-    assert stats.skipped_examples["not a regular file"][0].endswith("pipe.txt")
+    assert stats.skipped_by_reason == {"not_regular_file": 1}
+    assert stats.skipped_examples["not_regular_file"][0].endswith("pipe.txt")

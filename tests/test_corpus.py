@@ -17,13 +17,15 @@ import pytest
 from click.testing import CliRunner
 from conftest import PREVIOUS_INDEX, random_docs, write_corpus
 
-from indexer import corpus
 from indexer.analysis import AnalyzerConfig
-from indexer.build import BuildOptions, build_index
 from indexer.cli import cli
-from indexer.corpus import ReadOptions, SkipLog, plan_corpus, read_piece, read_source
+from indexer.corpus import readers
+from indexer.corpus.discover import plan_corpus
+from indexer.corpus.readers import ReadOptions, read_piece, read_source
+from indexer.corpus.skips import SkipLog, SkipReason
 from indexer.errors import CorpusError
-from indexer.format import IndexReader
+from indexer.indexing.pipeline import BuildOptions, build_index
+from indexer.store.index import IndexReader
 
 NO_STEM = AnalyzerConfig(stem="none")
 
@@ -127,7 +129,7 @@ def test_byte_ranges_give_the_same_index_as_one_piece(tmp_path, fmt, processes):
 @pytest.mark.parametrize("fmt", ["jsonl", "trec"])
 @pytest.mark.parametrize("block", [3, 1 << 20])  # read blocks that cut every tag, or none
 def test_each_record_is_read_once_wherever_the_ranges_cut(tmp_path, monkeypatch, fmt, block):
-    monkeypatch.setattr(corpus, "READ_BLOCK", block)
+    monkeypatch.setattr(readers, "READ_BLOCK", block)
     rng = random.Random(5)
     docs = {f"r{i}": " ".join(rng.choice(["ab", "c", "déf"]) for _ in range(rng.randint(1, 12))) for i in range(25)}
     data = _jsonl(docs) if fmt == "jsonl" else _trec(docs)
@@ -192,8 +194,8 @@ def test_trec_records_lose_tags_and_docno_and_decode_entities(tmp_path):
     docs = [d for p in plan.chunks[0].pieces for d in read_piece(p, ReadOptions(), log)]
     assert [d.name for d in docs] == ["FT-1", "ft-5"]
     assert docs[0].text.split() == ["Tea", "&", "toast", "river", "bank"]
-    assert log.counts == {"empty": 1, "no DOCNO": 1, "TREC record without </DOC>": 1}
-    assert log.examples["no DOCNO"] == [f"{source}:8"]
+    assert {r.code: n for r, n in log.counts.items()} == {"empty": 1, "no_docno": 1, "unclosed_trec_record": 1}
+    assert log.examples[SkipReason.NO_DOCNO] == [f"{source}:8"]
 
 
 def test_jsonl_id_and_text_fields_can_be_chosen(tmp_path):
@@ -268,8 +270,8 @@ def test_a_file_that_vanishes_after_planning_is_counted_unreadable(tmp_path):
     log = SkipLog()
     docs = [d for p in plan.chunks[0].pieces for d in read_piece(p, ReadOptions(), log)]
     assert docs == []
-    assert log.counts == {"unreadable": 2}
-    assert log.examples["unreadable"][0] == f"{corpus / 'a.txt'} (No such file or directory)"
+    assert log.counts == {SkipReason.UNREADABLE: 2}
+    assert log.examples[SkipReason.UNREADABLE][0] == f"{corpus / 'a.txt'} (No such file or directory)"
 
 
 def test_a_file_name_that_is_not_utf8_is_indexed_and_read_back(tmp_path, runner):
@@ -322,12 +324,12 @@ def test_bad_jsonl_lines_are_skipped_with_file_and_line(tmp_path, runner):
     assert stats["documents"] == 2
     assert stats["skipped_by_reason"] == {
         "empty": 1,
-        "no id field": 1,
-        "no text field": 1,
-        "not a JSON object": 1,
-        "not valid JSON": 1,
+        "no_id": 1,
+        "no_text": 1,
+        "not_json_object": 1,
+        "invalid_json": 1,
     }
-    assert stats["skipped_examples"]["not valid JSON"] == [f"{source}:2"]
+    assert stats["skipped_examples"]["invalid_json"] == [f"{source}:2"]
     assert stats["skipped_examples"]["empty"] == [f"{source}:6"]
     result = _run(runner, tmp_path / "c", out)
     assert result.exit_code == 0 and result.stdout == ""
@@ -356,7 +358,7 @@ def test_strict_also_refuses_undecodable_bytes_but_not_a_declared_encoding(tmp_p
     out = tmp_path / "x.idx"
     result = _run(runner, corpus, out, "--json", ok=True)
     assert result.exit_code == 0
-    assert json.loads(result.stdout)["skipped_by_reason"] == {"invalid utf-8 (decoded with replacement)": 1}
+    assert json.loads(result.stdout)["skipped_by_reason"] == {"undecodable": 1}
     assert _run(runner, corpus, out, "--strict", ok=False).exit_code == 1
     result = _run(runner, corpus, out, "--strict", "--encoding", "latin-1", "--stem", "none")
     assert result.exit_code == 0, result.stderr
@@ -376,8 +378,8 @@ def test_duplicate_ids_are_kept_and_counted_or_refused_with_strict(tmp_path, run
     assert result.exit_code == 0
     stats = json.loads(result.stdout)
     assert stats["documents"] == 3
-    assert stats["skipped_by_reason"] == {"duplicate id": 1}
-    assert stats["skipped_examples"]["duplicate id"] == ["x"]
+    assert stats["skipped_by_reason"] == {"duplicate_id": 1}
+    assert stats["skipped_examples"]["duplicate_id"] == ["x"]
     with IndexReader(out) as reader:
         assert reader.doc_names() == ["x", "y", "x"]
     result = _run(runner, corpus, out, "--strict", ok=False)
@@ -398,9 +400,9 @@ def test_binary_empty_and_damaged_files_are_counted(tmp_path, runner):
     stats = json.loads(result.stdout)
     assert stats["documents"] == 1
     assert stats["skipped_by_reason"] == {
-        "binary (NUL bytes)": 1,
+        "binary": 1,
         "empty": 3,
-        "no <DOC> records": 1,
+        "no_trec_records": 1,
         "unreadable": 2,
     }
     assert stats["skipped"] == 7
@@ -452,7 +454,7 @@ def test_unknown_format_and_missing_paths_are_errors(tmp_path):
 
 
 def test_a_jsonl_file_with_a_byte_order_mark_keeps_its_first_record(tmp_path):
-    from indexer.search import Searcher, open_index
+    from indexer.retrieval.searcher import Searcher, open_index
 
     corpus = _write(
         tmp_path / "bom.jsonl",

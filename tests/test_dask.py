@@ -18,11 +18,11 @@ import dask  # noqa: E402
 from conftest import random_docs, write_corpus  # noqa: E402
 
 from indexer.analysis import AnalyzerConfig  # noqa: E402
-from indexer.build import BuildOptions, build_index  # noqa: E402
 from indexer.cli import cli  # noqa: E402
-from indexer.corpus import plan_corpus  # noqa: E402
+from indexer.corpus.discover import plan_corpus  # noqa: E402
 from indexer.errors import IndexerError, WorkerError  # noqa: E402
-from indexer.executors import DaskExecutor  # noqa: E402
+from indexer.indexing.executors import DaskExecutor  # noqa: E402
+from indexer.indexing.pipeline import BuildOptions, build_index  # noqa: E402
 
 CHUNK = 2048  # about 60 chunks for 300 documents: many tasks in flight on two workers
 OPTIONS = BuildOptions(processes=1, chunk_size=CHUNK, analyzer=AnalyzerConfig(stem="none"))
@@ -214,7 +214,7 @@ def test_failing_task_names_its_chunk_and_os_errors_pass_through(corpus):
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as c:
         executor = DaskExecutor(c.scheduler_address)
         try:
-            with pytest.raises(WorkerError, match=r"^a Dask worker failed on chunk \d+ \(first file: \S+\.txt\): "):
+            with pytest.raises(WorkerError, match=r"^a worker failed on chunk \d+ \(first file: \S+\.txt\): "):
                 list(executor.run(_fails_like_a_bug, chunks))
             with pytest.raises(FileNotFoundError) as raised:
                 list(executor.run(_fails_on_a_file, chunks))

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("name", sorted(cli.commands))
+@pytest.mark.parametrize("name", sorted(cli.list_commands(None)))
 def test_every_command_has_help_with_an_example_and_a_readme_section(runner, name):
     result = runner.invoke(cli, [name, "--help"])
     assert result.exit_code == 0
@@ -30,7 +30,7 @@ def test_readme_opens_with_the_demo_and_test_commands_that_ci_runs():
 
 
 def test_format_doc_names_every_section():
-    from indexer.format import FORMAT_VERSION, SECTION_NAMES
+    from indexer.store.index import FORMAT_VERSION, SECTION_NAMES
 
     spec = (ROOT / "docs" / "FORMAT.md").read_text(encoding="utf-8")
     assert f"version {FORMAT_VERSION}" in spec

@@ -11,11 +11,11 @@ import pytest
 from conftest import write_corpus
 
 from indexer.analysis import Analyzer, AnalyzerConfig
-from indexer.build import BuildOptions, build_index
 from indexer.cli import cli
-from indexer.corpus import record_id_and_text
-from indexer.evaluate import evaluate, read_qrels, read_queries
-from indexer.search import evaluate_index, open_index
+from indexer.corpus.readers import record_id_and_text
+from indexer.evaluate import evaluate, evaluate_index, read_qrels, read_queries
+from indexer.indexing.pipeline import BuildOptions, build_index
+from indexer.retrieval.searcher import open_index
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 NO_STEM = AnalyzerConfig(stem="none")

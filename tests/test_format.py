@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from indexer import format as fmt
 from indexer.errors import IndexFormatError, UnsupportedVersionError
-from indexer.format import IndexReader, decode_varints, encode_varints, varint_sizes
+from indexer.store import index as fmt
+from indexer.store.codec import decode_varints, encode_varints, varint_sizes
+from indexer.store.index import IndexReader
 
 GOLDEN = Path(__file__).parent / "data" / "golden-v1.idx"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import random_docs, write_corpus
 
-from indexer.build import BuildOptions, build_index
-from indexer.format import SOURCE_FILES, IndexReader
+from indexer.indexing.pipeline import BuildOptions, build_index
+from indexer.store.index import SOURCE_FILES, IndexReader
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.errors import IndexerError, QueryError
-from indexer.query import (
+from indexer.retrieval.query import (
     Bool,
     Clause,
     Phrase,

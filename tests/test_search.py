@@ -18,11 +18,11 @@ import pytest
 from conftest import random_docs, write_corpus
 
 from indexer.analysis import Analyzer, AnalyzerConfig
-from indexer.build import BuildOptions, build_index
 from indexer.cli import cli
 from indexer.errors import QueryError
-from indexer.search import Searcher, open_index, search
-from indexer.snippets import Snippet, best_passage
+from indexer.indexing.pipeline import BuildOptions, build_index
+from indexer.retrieval.searcher import Searcher, open_index, search
+from indexer.retrieval.snippets import Snippet, best_passage
 
 NO_STEM = AnalyzerConfig(stem="none")
 ANALYZER = Analyzer(NO_STEM)
@@ -401,7 +401,7 @@ def test_search_function_opens_and_closes(tmp_path):
 
 
 def test_the_postings_cache_is_bounded_and_changes_no_result(tmp_path, monkeypatch):
-    search_module = importlib.import_module("indexer.search")  # `indexer.search` is also a function
+    search_module = importlib.import_module("indexer.retrieval.searcher")
     index = build(tmp_path, random_docs(seed=12, count=60))
     queries = ["merge sort", "run", "the of and", "disk memory worker", '"merge sort" OR run', "café"] * 2
     with open_index(index) as reader:
@@ -418,7 +418,7 @@ def test_the_postings_cache_is_bounded_and_changes_no_result(tmp_path, monkeypat
 
 def test_snippets_on_a_terminal_use_ansi_bold(runner, tmp_path, monkeypatch):
     index = build(tmp_path, {"short.txt": "bread and butter"})
-    monkeypatch.setattr("indexer.cli._stdout_is_terminal", lambda: True)
+    monkeypatch.setattr("indexer.cli.render._stdout_is_terminal", lambda: True)
     result = runner.invoke(cli, ["search", str(index), "bread", "--snippets"], color=True, catch_exceptions=False)
     assert result.exit_code == 0
     line = result.stdout.splitlines()[1]

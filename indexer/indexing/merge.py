@@ -1,28 +1,28 @@
 """Merge: the runs of all chunks -> encoded postings, one term range at a time.
 
-Term ranges are independent, so the executor merges them side by side; the writer then concatenates
-the range segments in term order. Within a range the merge is vectorized: the sorted union of the
-runs' vocabularies, then one scatter per run (runs arrive in chunk order, so a term's postings are
-already in doc-id order once placed run after run). Encoding is per term, so the file does not
-depend on where the range boundaries fall.
+Term ranges are independent, so the executor merges them side by side into range parts
+(indexer.indexing.parts); the writer then concatenates the parts in term order. Within a range
+the merge is vectorized: the sorted union of the runs' vocabularies, then one scatter per run
+(runs arrive in chunk order, so a term's postings are already in doc-id order once placed run
+after run). Encoding is per term, so the file does not depend on where the range boundaries fall.
 """
 
 from __future__ import annotations
 
 import os
-from bisect import bisect_left
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from indexer.format import EncodedPostings, encode_postings, encode_strings, encode_varints
-from indexer.invert import MAX_HASHED_WORD, save_run_terms, span_hashes
+from indexer.indexing.hashing import MAX_HASHED_WORD, span_hashes
+from indexer.indexing.parts import PartWriter
+from indexer.indexing.runs import RunSlice, RunWriter
+from indexer.store.codec import EncodedPostings, encode_postings
 
 
 @dataclass(frozen=True)
 class TermRange:
-    """Terms t with lo <= t < hi (None: unbounded), and the output folder of its segment."""
+    """Terms t with lo <= t < hi (None: unbounded); `number` names its part's folder."""
 
     number: int
     lo: str | None
@@ -37,73 +37,6 @@ class RangeSummary:
     postings: int
 
 
-class _Array:
-    """A .npy file read by slices with plain reads: nothing stays mapped, so memory a merge has
-    read is given back as soon as it drops the slice."""
-
-    def __init__(self, path: str):
-        self.path = path
-        with open(path, "rb") as f:
-            major, _ = np.lib.format.read_magic(f)
-            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-            shape, _, self.dtype = read_header(f)
-            self.offset = f.tell()
-        self.length = shape[0]
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        return np.fromfile(
-            self.path, dtype=self.dtype, count=stop - start, offset=self.offset + start * self.dtype.itemsize
-        )
-
-    def __getitem__(self, i: int) -> int:
-        return int(self.read(i, i + 1)[0])
-
-
-def run_term_count(path: str) -> int:
-    """The number of terms in a run folder (from an array header; reads no data)."""
-    return _Array(os.path.join(path, "term_offsets.npy")).length - 1
-
-
-class _Run:
-    """The part of one run folder that falls in a term range: its terms, df and cf are read once;
-    postings and positions are read in slices as batches need them. Indexes are range-local."""
-
-    def __init__(self, path: str, lo: str | None, hi: str | None):
-        arrays = {name: _Array(os.path.join(path, name + ".npy")) for name in ("term_offsets", "terms", "docs", "tfs")}
-        self._offsets_file, self._blob_file = arrays["term_offsets"], arrays["terms"]
-        self.docs, self.tfs = arrays["docs"], arrays["tfs"]
-        positions = os.path.join(path, "positions.npy")
-        self.positions = _Array(positions) if os.path.exists(positions) else None
-        count = self._offsets_file.length - 1
-        a = 0 if lo is None else bisect_left(self, lo, 0, count)
-        b = count if hi is None else bisect_left(self, hi, a, count)
-        offsets = self._offsets_file.read(a, b + 1)
-        self.blob = self._blob_file.read(int(offsets[0]), int(offsets[-1])) if b > a else np.zeros(0, np.uint8)
-        self.term_offsets = offsets - offsets[0]
-        self.post_start = _Array(os.path.join(path, "post_offsets.npy")).read(a, b + 1)
-        self.pos_start = _Array(os.path.join(path, "pos_offsets.npy")).read(a, b + 1)
-
-    def __getitem__(self, i: int) -> str:  # the i-th term of the whole run, for the bisection
-        start, stop = self._offsets_file.read(i, i + 2).tolist()
-        return self._blob_file.read(start, stop).tobytes().decode("utf-8")
-
-    def __len__(self) -> int:  # terms in the range
-        return len(self.term_offsets) - 1
-
-    def read(self, name: str, start: int, stop: int) -> np.ndarray:
-        """Items start..stop-1 of the docs, tfs or positions array."""
-        return getattr(self, name).read(start, stop)
-
-    def counts(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-        """df and cf of range-local terms a..b-1."""
-        return np.diff(self.post_start[a : b + 1]), np.diff(self.pos_start[a : b + 1])
-
-    def terms(self) -> list[str]:
-        raw = self.blob.tobytes()
-        cuts = self.term_offsets.tolist()
-        return [raw[x:y].decode("utf-8") for x, y in zip(cuts[:-1], cuts[1:])]
-
-
 def _scatter_index(dest_start: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """For groups of `counts` consecutive items, the destination of each item: dest_start[g] + i."""
     total = int(counts.sum())
@@ -111,52 +44,28 @@ def _scatter_index(dest_start: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.repeat(dest_start - group_first, counts) + np.arange(total, dtype=np.int64)
 
 
-class _Segment:
-    """The encoded output of one range: byte streams appended batch by batch, per-term info kept."""
-
-    def __init__(self, path: str):
-        os.makedirs(path, exist_ok=True)  # a task rerun after its worker died overwrites the dead attempt's files
-        self.path = path
-        self.files = {name: open(os.path.join(path, name + ".bin"), "wb") for name in STREAMS}
-
-    def append(self, encoded: EncodedPostings) -> None:
-        for name in STREAMS:
-            getattr(encoded, name).tofile(self.files[name])
-
-    def close(self) -> None:
-        for f in self.files.values():
-            f.close()
-
-
-STREAMS = ("docs", "freqs", "positions")
-
-
 def merge_range(
     runs: list[tuple[str, int]], term_range: TermRange, out_dir: str, positions: bool, batch_weight: int = 1 << 22
 ) -> RangeSummary:
     """Merge the terms of `term_range` from every run ((path, doc offset) in chunk order) and write
-    the encoded segment to `out_dir/range-NNNN`.
+    the encoded range part to `out_dir/range-NNNN`.
 
     Memory stays bounded: terms are merged in batches of about `batch_weight` postings + positions,
     and a term heavier than that on its own is encoded run by run.
     """
     vocab, df, cf, parts = _open_range(runs, term_range.lo, term_range.hi)
-    segment = _Segment(os.path.join(out_dir, f"range-{term_range.number:04d}"))
+    part = PartWriter(os.path.join(out_dir, f"range-{term_range.number:04d}"))
     info = np.zeros((len(vocab), 4), dtype=np.int64)
     info[:, 0] = df
     for first, last, heavy in _batches(df, cf, positions, batch_weight):
         if heavy:
-            info[first, 1:] = _merge_heavy_term(parts, first, segment, positions, batch_weight)
+            info[first, 1:] = _merge_heavy_term(parts, first, part, positions, batch_weight)
             continue
         encoded = _merge_batch(parts, first, last, df, cf, positions)
-        segment.append(encoded)
+        part.append(encoded)
         info[first:last, 1:] = np.stack([encoded.docs_len, encoded.freqs_len, encoded.positions_len], axis=1)
-    segment.close()
-    lengths, blob = encode_strings(vocab)
-    for name, values in {"term_lengths": lengths, "terms": np.frombuffer(blob, dtype=np.uint8)}.items():
-        np.save(os.path.join(segment.path, name + ".npy"), values)
-    np.save(os.path.join(segment.path, "info.npy"), encode_varints(info.ravel()))
-    return RangeSummary(term_range.number, segment.path, len(vocab), int(df.sum()))
+    part.close(vocab, info)
+    return RangeSummary(term_range.number, part.path, len(vocab), int(df.sum()))
 
 
 def _union(opened) -> tuple[list[str], list[np.ndarray]]:
@@ -246,13 +155,13 @@ def _heavy_pieces(parts, term: int, positions: bool, batch_weight: int):
             yield docs, tfs[x:y], pos
 
 
-def _merge_heavy_term(parts, term: int, segment: _Segment, positions: bool, batch_weight: int) -> tuple[int, int, int]:
+def _merge_heavy_term(parts, term: int, part: PartWriter, positions: bool, batch_weight: int) -> tuple[int, int, int]:
     """Encode one very frequent term run by run; returns its byte lengths in the three streams."""
     lengths = np.zeros(3, dtype=np.int64)
     previous_doc = -1
     for docs, tfs, pos in _heavy_pieces(parts, term, positions, batch_weight):
         encoded = encode_postings([len(docs)], docs, tfs, pos, previous_doc)
-        segment.append(encoded)
+        part.append(encoded)
         lengths += [int(encoded.docs_len[0]), int(encoded.freqs_len[0]), int(encoded.positions_len[0])]
         previous_doc = int(docs[-1])
     return tuple(lengths.tolist())
@@ -260,7 +169,7 @@ def _merge_heavy_term(parts, term: int, segment: _Segment, positions: bool, batc
 
 def _open_range(runs: list[tuple[str, int]], lo: str | None, hi: str | None):
     """Open the runs' slices of a term range: (vocabulary, df, cf, per-run parts)."""
-    opened = [(_Run(path, lo, hi), offset) for path, offset in runs]
+    opened = [(RunSlice(path, lo, hi), offset) for path, offset in runs]
     vocab, ids = _union(opened)
     df = np.zeros(len(vocab), dtype=np.int64)
     cf = np.zeros(len(vocab), dtype=np.int64)
@@ -292,19 +201,7 @@ def combine_runs(runs: list[tuple[str, int]], path: str, positions: bool, batch_
     """Merge consecutive runs ((path, doc offset) in chunk order) into one run at `path` whose doc
     ids are global (its offset is 0). Limits a merge's fan-in: see build.MAX_FAN_IN."""
     vocab, df, cf, parts = _open_range(runs, None, None)
-    os.makedirs(path, exist_ok=True)  # a rerun after a dead attempt overwrites its files
-    names = ("docs", "tfs") + (("positions",) if positions else ())
-    sizes = {"docs": int(df.sum()), "tfs": int(df.sum()), "positions": int(cf.sum())}
-    files = {}
-    for name in names:  # .npy files written header first, then appended to batch by batch
-        files[name] = open(os.path.join(path, name + ".npy"), "wb")
-        header = {
-            "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint32)),
-            "fortran_order": False,
-            "shape": (sizes[name],),
-        }
-        np.lib.format.write_array_header_1_0(files[name], header)
-    try:
+    with RunWriter(path, int(df.sum()), int(cf.sum()) if positions else None) as writer:
         for first, last, heavy in _batches(df, cf, positions, batch_weight):
             pieces = (
                 _heavy_pieces(parts, first, positions, batch_weight)
@@ -312,13 +209,8 @@ def combine_runs(runs: list[tuple[str, int]], path: str, positions: bool, batch_
                 else [_gather(parts, first, last, df, cf, positions)]
             )
             for piece in pieces:
-                for name, values in zip(("docs", "tfs", "positions"), piece):
-                    if name in files:
-                        values.tofile(files[name])
-    finally:
-        for f in files.values():
-            f.close()
-    save_run_terms(path, [t.encode("utf-8") for t in vocab], df, cf)
+                writer.append(*piece)
+        writer.terms([t.encode("utf-8") for t in vocab], df, cf)
     return path
 
 
@@ -335,8 +227,3 @@ def plan_ranges(samples: list[tuple[str, int]], parts: int) -> list[TermRange]:
     bounds = sorted({terms[i] for i in cuts.tolist() if 0 < i < len(terms)})
     edges = [None, *bounds, None]
     return [TermRange(i, lo, hi) for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
-
-
-def segment_arrays(path: str) -> dict[str, np.ndarray]:
-    """The per-term arrays of a written range segment (its byte streams are STREAMS .bin files)."""
-    return {p.stem: np.load(p) for p in Path(path).glob("*.npy")}

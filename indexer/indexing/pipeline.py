@@ -1,39 +1,35 @@
 """Build: plan chunks -> invert them on an executor -> merge term ranges -> write one index file.
 
-The parent only plans, orders summaries and concatenates segments; inverting and merging run on
-the executor. Doc ids follow chunk order and each term is encoded on its own, so the file is the
-same whatever the process count, chunk size or memory limit.
+The parent only plans, orders summaries and concatenates range parts; inverting and merging run
+on the executor. Doc ids follow chunk order and each term is encoded on its own, so the file is
+the same whatever the process count, chunk size or memory limit.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from indexer import format as fmt
 from indexer.analysis import AnalyzerConfig
-from indexer.corpus import CorpusPlan, ReadOptions, plan_corpus
+from indexer.corpus.discover import CorpusPlan, plan_corpus
+from indexer.corpus.readers import ReadOptions
+from indexer.corpus.skips import EXAMPLES_PER_REASON, SkipReason
 from indexer.errors import CorpusError, IndexerError
-from indexer.executors import cpu_count, make_executor
-from indexer.files import make_temp_dir, remove_leftovers, writer_lock
-from indexer.format import is_index_file
-from indexer.invert import InvertSettings, RunSummary, invert_chunk
-from indexer.merge import (
-    TermRange,
-    combine_runs,
-    merge_range,
-    plan_ranges,
-    run_term_count,
-    segment_arrays,
-)
+from indexer.indexing.executors import cpu_count, make_executor
+from indexer.indexing.invert import InvertSettings, RunSummary, invert_chunk
+from indexer.indexing.merge import RangeSummary, TermRange, combine_runs, merge_range, plan_ranges
+from indexer.indexing.parts import STREAMS, part_arrays, part_stream
+from indexer.indexing.runs import read_doc_table, run_term_count
+from indexer.store.files import make_temp_dir, remove_leftovers, writer_lock
+from indexer.store.index import TermTable, is_index_file, write_index
+from indexer.store.meta import IndexMeta, ReadInfo
 
 DEFAULT_CHUNK_SIZE = 4 << 20
 DEFAULT_MEMORY = 1 << 30
@@ -67,7 +63,7 @@ class Progress:
     documents: int = 0
 
 
-@dataclass
+@dataclass(frozen=True)
 class BuildStats:
     documents: int
     terms: int
@@ -77,9 +73,9 @@ class BuildStats:
     seconds: float
     processes: int
     skipped: int  # inputs not indexed
-    skipped_by_reason: dict[str, int]  # every reason, repaired ones (documents kept) included
+    skipped_by_reason: dict[str, int]  # reason code -> count; repaired ones (documents kept) included
     repaired: int  # documents indexed despite a problem (duplicate id, undecodable bytes replaced)
-    skipped_examples: dict[str, list[str]]
+    skipped_examples: dict[str, list[str]]  # reason code -> the first few places
     index: str
     index_bytes: int
     timings: dict[str, float] = field(default_factory=dict)
@@ -113,8 +109,7 @@ def build_index(
         if options.tmp_dir is not None and Path(options.tmp_dir).resolve() != output.parent.resolve():
             leftovers += remove_leftovers(Path(options.tmp_dir))
         stats = _build(paths, output, options, on_progress, executor, started)
-    stats.leftovers_removed = leftovers
-    return stats
+    return replace(stats, leftovers_removed=leftovers)
 
 
 def _build(paths, output: Path, options: BuildOptions, on_progress, executor, started: float) -> BuildStats:
@@ -130,8 +125,7 @@ def _build(paths, output: Path, options: BuildOptions, on_progress, executor, st
     try:
         if own_executor:
             executor = make_executor(processes)
-        if hasattr(executor, "check_paths"):  # workers on other machines (Dask) must see our files
-            executor.check_paths([tmp, plan.chunks[0].pieces[0].path])
+        executor.check_paths([tmp, plan.chunks[0].pieces[0].path])  # workers elsewhere (Dask) must see our files
         share = options.memory // (processes + 1)  # each worker's memory; the parent keeps one share
         settings = InvertSettings(options.analyzer, options.read, options.positions, share)
         summaries = _invert(executor, plan, settings, tmp, on_progress, timings)
@@ -139,10 +133,10 @@ def _build(paths, output: Path, options: BuildOptions, on_progress, executor, st
         documents = sum(s.documents for s in summaries)
         skipped, examples = _skips(plan, summaries)
         if options.read.strict and skipped:
-            details = ", ".join(f"{n} {r} (first: {(examples.get(r) or ['?'])[0]})" for r, n in skipped.items())
+            details = ", ".join(f"{n} {SkipReason(r).label} (first: {examples[r][0]})" for r, n in skipped.items())
             raise CorpusError(f"{details}; --strict refuses skipped or repaired input: fix it or drop --strict")
         if documents == 0:
-            reasons = ", ".join(f"{n} {r}" for r, n in skipped.items()) or "no documents"
+            reasons = ", ".join(f"{n} {SkipReason(r).label}" for r, n in skipped.items()) or "no documents"
             raise CorpusError(f"nothing to index in {', '.join(map(str, paths))}: {reasons}")
         ranges = _plan_ranges(summaries, processes)
         runs, offset = [], 0
@@ -156,26 +150,26 @@ def _build(paths, output: Path, options: BuildOptions, on_progress, executor, st
         timings["combine"] = time.perf_counter() - mark
         mark = time.perf_counter()
         tasks = [(runs, r, tmp, options.positions, batch_weight) for r in ranges]
-        segments = _run_all(executor, merge_range, tasks, "merge", on_progress)
+        parts: list[RangeSummary] = _run_all(executor, merge_range, tasks, "merge", on_progress)
         timings["merge"] = time.perf_counter() - mark
         mark = time.perf_counter()
         stats = BuildStats(
             documents=documents,
-            terms=sum(s.terms for s in segments),
-            postings=sum(s.postings for s in segments),
+            terms=sum(p.terms for p in parts),
+            postings=sum(p.postings for p in parts),
             tokens=sum(s.tokens for s in summaries),
             bytes_read=sum(s.bytes_read for s in summaries),
             seconds=0.0,
             processes=processes,
-            skipped=sum(n for reason, n in skipped.items() if not is_kept(reason)),
-            repaired=sum(n for reason, n in skipped.items() if is_kept(reason)),
+            skipped=sum(n for code, n in skipped.items() if not SkipReason(code).kept),
+            repaired=sum(n for code, n in skipped.items() if SkipReason(code).kept),
             skipped_by_reason=skipped,
             skipped_examples=examples,
             index=str(output),
             index_bytes=0,
         )
         writing = output
-        _write(output, plan, summaries, segments, stats, options)
+        _write(output, plan, summaries, parts, stats, options)
         timings["write"] = time.perf_counter() - mark
         finished = True
     except OSError as err:
@@ -190,10 +184,7 @@ def _build(paths, output: Path, options: BuildOptions, on_progress, executor, st
             else:  # an error or an interrupt: stop the workers before their folder goes
                 executor.abort()
         shutil.rmtree(tmp, ignore_errors=True)
-    stats.index_bytes = output.stat().st_size
-    stats.seconds = time.perf_counter() - started
-    stats.timings = timings
-    return stats
+    return replace(stats, index_bytes=output.stat().st_size, seconds=time.perf_counter() - started, timings=timings)
 
 
 def _write_target(output: Path) -> Path:
@@ -275,24 +266,21 @@ def _run_all(executor, fn, tasks: list[tuple], stage: str, on_progress) -> list:
     return results
 
 
-def is_kept(reason: str) -> bool:
-    """Whether documents counted under `reason` are still indexed (repaired) rather than skipped."""
-    return reason == "duplicate id" or reason.startswith("invalid ")
-
-
 def _skips(plan: CorpusPlan, summaries: list[RunSummary]) -> tuple[dict[str, int], dict[str, list[str]]]:
-    counts = {reason: len(paths) for reason, paths in plan.skipped.items()}
-    examples = {reason: paths[:3] for reason, paths in plan.skipped.items()}
+    """Every skip reason met while planning and reading, by code: counts and the first few places."""
+    counts: dict[SkipReason, int] = dict(plan.skipped.counts)
+    examples: dict[SkipReason, list[str]] = {r: list(e) for r, e in plan.skipped.examples.items()}
     for s in summaries:
         for reason, n in s.skipped.items():
             counts[reason] = counts.get(reason, 0) + n
-            examples.setdefault(reason, [])
-            examples[reason] += s.skipped_examples[reason][: 3 - len(examples[reason])]
+            found = examples.setdefault(reason, [])
+            found += s.skipped_examples[reason][: EXAMPLES_PER_REASON - len(found)]
     duplicates, first = _duplicate_ids(summaries)
     if duplicates:
-        counts["duplicate id"] = duplicates
-        examples["duplicate id"] = first
-    return dict(sorted(counts.items())), examples
+        counts[SkipReason.DUPLICATE_ID] = duplicates
+        examples[SkipReason.DUPLICATE_ID] = first
+    order = sorted(counts, key=lambda r: r.code)
+    return {r.code: counts[r] for r in order}, {r.code: examples[r] for r in order}
 
 
 def _duplicate_ids(summaries: list[RunSummary]) -> tuple[int, list[str]]:
@@ -301,9 +289,9 @@ def _duplicate_ids(summaries: list[RunSummary]) -> tuple[int, list[str]]:
     seen: set[bytes] = set()
     count, first = 0, []
     for s in summaries:
-        with np.load(s.docs_path) as docs:
-            ends = np.cumsum(docs["name_lengths"]).tolist()
-            blob = docs["names"].tobytes()
+        docs = read_doc_table(s.docs_path)
+        ends = np.cumsum(docs.name_lengths).tolist()
+        blob = docs.names.tobytes()
         start = 0
         for end in ends:
             name = blob[start:end]
@@ -317,44 +305,24 @@ def _duplicate_ids(summaries: list[RunSummary]) -> tuple[int, list[str]]:
     return count, first
 
 
-def _write(output: Path, plan: CorpusPlan, summaries, segments, stats: BuildStats, options: BuildOptions) -> None:
-    """Stream every section into the index file (see docs/FORMAT.md for the layout)."""
-    meta = {
-        "documents": stats.documents,
-        "terms": stats.terms,
-        "postings": stats.postings,
-        "tokens": stats.tokens,
-        "positions": options.positions,
-        "analyzer": options.analyzer.to_dict(),
-        "source_files": len(plan.files),
-        "skipped": stats.skipped_by_reason,
-        # how documents were read, so that snippets can read them back the same way
-        "read": {
-            "id_fields": list(options.read.id_fields),
-            "text_fields": list(options.read.text_fields),
-            "encoding": options.read.encoding,
-        },
-    }
-    docs = [np.load(s.docs_path) for s in summaries]
-    segs = [segment_arrays(s.path) for s in segments]
-    with fmt.IndexWriter(output) as w:
-        w.section(fmt.META, json.dumps(meta, sort_keys=True).encode("utf-8"))
-        w.section(fmt.DOC_LENGTHS, *(d["lengths"] for d in docs))
-        w.section(fmt.DOC_NAMES, *(fmt.encode_varints(d["name_lengths"]) for d in docs), *(d["names"] for d in docs))
-        w.section(fmt.DOC_SOURCES, *(fmt.encode_varints(d["sources"]) for d in docs))
-        paths = [os.fsencode(p) for p in plan.files]
-        w.section(fmt.SOURCE_FILES, fmt.encode_varints(np.fromiter(map(len, paths), np.int64, len(paths))), *paths)
-        w.section(fmt.TERMS, *(s["term_lengths"] for s in segs), *(s["terms"] for s in segs))
-        w.section(fmt.TERM_INFO, *(s["info"] for s in segs))
-        for kind, name in ((fmt.DOCS, "docs"), (fmt.FREQS, "freqs"), (fmt.POSITIONS, "positions")):
-            w.begin(kind)
-            for segment in segments:
-                _copy_into(w, os.path.join(segment.path, name + ".bin"))
-            w.end()
-        w.commit()
-
-
-def _copy_into(writer: fmt.IndexWriter, path: str, block: int = 8 << 20) -> None:
-    with open(path, "rb") as f:
-        while data := f.read(block):
-            writer.write(data)
+def _write(output: Path, plan: CorpusPlan, summaries, parts, stats: BuildStats, options: BuildOptions) -> None:
+    meta = IndexMeta(
+        documents=stats.documents,
+        terms=stats.terms,
+        postings=stats.postings,
+        tokens=stats.tokens,
+        positions=options.positions,
+        analyzer=options.analyzer.to_dict(),
+        source_files=len(plan.files),
+        skipped=stats.skipped_by_reason,
+        read=ReadInfo(options.read.id_fields, options.read.text_fields, options.read.encoding),
+    )
+    tables = [part_arrays(p.path) for p in parts]
+    write_index(
+        output,
+        meta,
+        [read_doc_table(s.docs_path) for s in summaries],
+        plan.files,
+        [TermTable(t["term_lengths"], t["terms"], t["info"]) for t in tables],
+        {name: [part_stream(p.path, name) for p in parts] for name in STREAMS},
+    )

@@ -3,7 +3,8 @@
 `run(fn, tasks)` yields `(task number, result)` as tasks finish; the build orders results itself,
 so completion order never shows in the index. In the local pool a worker that dies fails the build
 at once (ProcessPoolExecutor raises BrokenProcessPool where multiprocessing.Pool would hang); on a
-Dask cluster (optional extra, imported only when used) Dask reruns the dead worker's tasks.
+Dask cluster (optional extra, imported only when used) Dask reruns the dead worker's tasks. A task
+that fails is reported the same way whatever ran it (`_failure`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, CancelledError, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from typing import Protocol
 
 from indexer.errors import IndexerError, WorkerError
-from indexer.files import pid_alive
+from indexer.store.files import pid_alive
 
 
 def cpu_count() -> int:
@@ -30,6 +32,46 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+class Executor(Protocol):
+    """Where a build's tasks run. `processes`: tasks that run at once."""
+
+    processes: int
+
+    def run(self, fn: Callable, tasks: Sequence[tuple]) -> Iterator[tuple[int, object]]:
+        """Run fn(*args) for each task; yield (task number, result) as tasks finish. A task that
+        fails raises IndexerError or OSError as it is, anything else as a WorkerError."""
+        ...
+
+    def check_paths(self, paths: Sequence[str]) -> None:
+        """Raise IndexerError unless every worker sees each of `paths`."""
+        ...
+
+    def close(self) -> None:
+        """Wait for what runs, then release the workers."""
+        ...
+
+    def abort(self) -> None:
+        """Stop what runs now and release the workers."""
+        ...
+
+
+def _failure(err: BaseException, where: str) -> BaseException:
+    """What a failed task raises: the library's own errors as they are, anything else (a bug in
+    a worker) as one WorkerError line saying where."""
+    if isinstance(err, IndexerError | OSError):
+        return err
+    return WorkerError(f"a worker failed on {where}: {type(err).__name__}: {err}")
+
+
+def _describe_task(fn: Callable, number: int, args: tuple) -> str:
+    """A task in words for an error message: an invert task names its chunk and first file."""
+    chunk = args[0] if args else None
+    pieces = getattr(chunk, "pieces", None)
+    if pieces:
+        return f"chunk {chunk.number} (first file: {pieces[0].path})"
+    return f"{getattr(fn, '__name__', 'task')} task {number}"
+
+
 class SequentialExecutor:
     """Runs every task in this process, in order: the debugger's path and the tests' oracle."""
 
@@ -38,6 +80,9 @@ class SequentialExecutor:
     def run(self, fn: Callable, tasks: Sequence[tuple]) -> Iterator[tuple[int, object]]:
         for i, args in enumerate(tasks):
             yield i, fn(*args)
+
+    def check_paths(self, paths: Sequence[str]) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -73,7 +118,7 @@ class PoolExecutor:
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         context = multiprocessing.get_context(method)
         if method == "forkserver":
-            context.set_forkserver_preload(["indexer.invert", "indexer.merge"])
+            context.set_forkserver_preload(["indexer.indexing.invert", "indexer.indexing.merge"])
         self._pool = ProcessPoolExecutor(
             max_workers=processes, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
         )
@@ -85,16 +130,18 @@ class PoolExecutor:
             for future in done:
                 i = pending.pop(future)
                 try:
-                    yield i, future.result()
+                    result = future.result()
                 except BrokenProcessPool:
                     raise WorkerError(
                         "a worker process died (killed by a signal or by the out-of-memory killer?); "
                         "retry with fewer processes (-p) or a lower --memory"
                     ) from None
-                except (IndexerError, OSError):
-                    raise
-                except Exception as err:  # a bug in a worker: say where, keep the one-line contract
-                    raise WorkerError(f"a worker failed on task {i}: {type(err).__name__}: {err}") from err
+                except Exception as err:
+                    raise _failure(err, _describe_task(fn, i, tasks[i])) from err
+                yield i, result
+
+    def check_paths(self, paths: Sequence[str]) -> None:
+        pass  # the workers run on this machine
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -114,7 +161,7 @@ class PoolExecutor:
                 worker.join()
 
 
-def make_executor(processes: int) -> SequentialExecutor | PoolExecutor:
+def make_executor(processes: int) -> Executor:
     """`processes` == 1: in-process; more: a process pool."""
     return SequentialExecutor() if processes <= 1 else PoolExecutor(processes)
 
@@ -122,15 +169,6 @@ def make_executor(processes: int) -> SequentialExecutor | PoolExecutor:
 def _missing_paths(paths: list[str]) -> list[str]:
     """Run on each Dask worker: the paths it cannot see."""
     return [p for p in paths if not os.path.exists(p)]
-
-
-def _describe_task(fn: Callable, number: int, args: tuple) -> str:
-    """A task in words for an error message: an invert task names its chunk and first file."""
-    chunk = args[0] if args else None
-    pieces = getattr(chunk, "pieces", None)
-    if pieces:
-        return f"chunk {chunk.number} (first file: {pieces[0].path})"
-    return f"{getattr(fn, '__name__', 'task')} task {number}"
 
 
 class DaskExecutor:
@@ -228,17 +266,13 @@ class DaskExecutor:
                         f"{_describe_task(fn, i, tasks[i])}: the Dask workers running it died too often "
                         "(out of memory?); retry with a smaller --chunk-size or a lower --memory"
                     ) from None
-                except (IndexerError, OSError):
-                    raise
                 except CancelledError:  # Dask cancels what is pending when the scheduler is lost
                     raise WorkerError(
                         f"{self.address}: lost the connection to the Dask scheduler during the build; "
                         "check that it still runs, then build again"
                     ) from None
-                except Exception as err:  # a bug in a worker: keep the one-line contract, say where
-                    raise WorkerError(
-                        f"a Dask worker failed on {_describe_task(fn, i, tasks[i])}: {type(err).__name__}: {err}"
-                    ) from err
+                except Exception as err:
+                    raise _failure(err, _describe_task(fn, i, tasks[i])) from err
                 yield i, result
         finally:
             if pending:

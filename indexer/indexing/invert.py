@@ -8,7 +8,6 @@ share, the buffer is flushed as a run (single-pass in-memory inversion), so memo
 
 from __future__ import annotations
 
-import os
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from indexer.analysis import WORD_RE, Analyzer, AnalyzerConfig
-from indexer.corpus import Chunk, ReadOptions, SkipLog, read_piece
+from indexer.corpus.discover import Chunk
+from indexer.corpus.readers import ReadOptions, read_piece
+from indexer.corpus.skips import SkipLog, SkipReason
+from indexer.indexing.hashing import MAX_HASHED_WORD, span_hashes
+from indexer.indexing.runs import write_doc_table, write_run
 
 # How a worker spends its memory share: a quarter on the vocabulary it keeps across chunks, the
 # rest on buffered tokens. The per-item costs are peaks measured on the synthetic corpus (RSS of a
@@ -37,7 +40,7 @@ class InvertSettings:
     memory_per_worker: int  # bytes
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunSummary:
     """What a worker sends back for one chunk: paths and counts, never postings."""
 
@@ -47,8 +50,8 @@ class RunSummary:
     tokens: int
     bytes_read: int
     docs_path: str
-    skipped: dict[str, int] = field(default_factory=dict)
-    skipped_examples: dict[str, list[str]] = field(default_factory=dict)
+    skipped: dict[SkipReason, int] = field(default_factory=dict)
+    skipped_examples: dict[SkipReason, list[str]] = field(default_factory=dict)
     sample: list[tuple[str, int]] = field(default_factory=list)  # (term, weight since previous point)
 
 
@@ -60,28 +63,11 @@ def _vocabulary(config: AnalyzerConfig, max_words: int) -> _Vocabulary:
 
 
 # ASCII documents skip the per-token Python work: a numpy pass finds word boundaries in the bytes
-# and a polynomial hash (mod 2**64) names each word; only distinct words become Python strings.
-# Words longer than MAX_HASHED_WORD bytes go the `re` way, which keeps the hash well clear of the
-# long crafted strings (Thue-Morse) known to collide under a power-of-two modulus.
+# and a hash (indexer.indexing.hashing) names each word; only distinct words become Python strings.
+# Words longer than MAX_HASHED_WORD bytes go the `re` way.
 ASCII_SLICE_BYTES = 1 << 20
-MAX_HASHED_WORD = 64
 _WORD_BYTE = np.zeros(256, dtype=bool)
 _WORD_BYTE[np.frombuffer(b"0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", np.uint8)] = True
-_POWERS = np.cumprod(np.full(MAX_HASHED_WORD, 0x9E3779B97F4A7C15, dtype=np.uint64))  # P**1 .. P**64
-
-
-def span_hashes(a: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The hash of each byte span a[start:start + length] (lengths <= MAX_HASHED_WORD), as uint64.
-
-    h = sum of byte_k * P**(k+1) over the span's bytes: a cumulative sum over the bytes weighted
-    by the power of each byte's offset in its span (uint64 arithmetic wraps).
-    """
-    span_first = np.repeat(starts, lengths)
-    offset = np.arange(len(span_first)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    weighted = a[span_first + offset].astype(np.uint64) * _POWERS[offset]
-    sums = np.concatenate((np.zeros(1, dtype=np.uint64), np.cumsum(weighted, dtype=np.uint64)))
-    bounds = np.concatenate(([0], np.cumsum(lengths)))
-    return sums[bounds[1:]] - sums[bounds[:-1]]
 
 
 class _Vocabulary:
@@ -237,14 +223,7 @@ def invert_chunk(chunk: Chunk, settings: InvertSettings, run_dir: str) -> RunSum
     if not buf.empty:
         lengths.extend(_flush(buf, settings.positions, f"{base}-{len(runs):03d}", runs, sample))
     docs_path = f"{base}-docs.npz"
-    name_bytes = [n.encode("utf-8", "backslashreplace") for n in names]
-    np.savez(
-        docs_path,
-        lengths=np.frombuffer(lengths, dtype=np.uint32),
-        name_lengths=np.fromiter(map(len, name_bytes), np.int64, len(name_bytes)),
-        names=np.frombuffer(b"".join(name_bytes), dtype=np.uint8),
-        sources=np.frombuffer(sources, dtype=np.int64),
-    )
+    write_doc_table(docs_path, np.frombuffer(lengths, dtype=np.uint32), names, np.frombuffer(sources, dtype=np.int64))
     return RunSummary(
         chunk=chunk.number,
         runs=runs,
@@ -256,17 +235,6 @@ def invert_chunk(chunk: Chunk, settings: InvertSettings, run_dir: str) -> RunSum
         skipped_examples=dict(log.examples),
         sample=sample,
     )
-
-
-def save_run_terms(path: str, term_bytes: list[bytes], df: np.ndarray, cf: np.ndarray) -> None:
-    """Write a run folder's per-term arrays: sorted UTF-8 terms, and where each term's postings and
-    positions start. Offsets rather than lengths, so a merge slices a term range without reading
-    the rest."""
-    lengths = np.fromiter(map(len, term_bytes), np.int64, len(term_bytes))
-    np.save(os.path.join(path, "term_offsets.npy"), np.concatenate(([0], np.cumsum(lengths))))
-    np.save(os.path.join(path, "terms.npy"), np.frombuffer(b"".join(term_bytes), dtype=np.uint8))
-    np.save(os.path.join(path, "post_offsets.npy"), np.concatenate(([0], np.cumsum(df))))
-    np.save(os.path.join(path, "pos_offsets.npy"), np.concatenate(([0], np.cumsum(cf))))
 
 
 def _flush(buf: _Buffer, positions: bool, path: str, runs: list, sample: list) -> np.ndarray:
@@ -310,12 +278,8 @@ def _flush(buf: _Buffer, positions: bool, path: str, runs: list, sample: list) -
     post_term = t[starts]
     df = np.bincount(post_term, minlength=len(term_bytes)).astype(np.int64)
     cf = np.bincount(post_term, weights=tfs, minlength=len(term_bytes)).astype(np.int64)
-    os.makedirs(path, exist_ok=True)  # a task rerun after its worker died overwrites the dead attempt's files
-    save_run_terms(path, term_bytes, df, cf)
-    np.save(os.path.join(path, "docs.npy"), (d[starts] + buf.first_doc).astype(np.uint32))
-    np.save(os.path.join(path, "tfs.npy"), tfs)
-    if tok_pos is not None:
-        np.save(os.path.join(path, "positions.npy"), tok_pos[order].astype(np.uint32))
+    positions = None if tok_pos is None else tok_pos[order].astype(np.uint32)
+    write_run(path, term_bytes, df, cf, (d[starts] + buf.first_doc).astype(np.uint32), tfs, positions)
     runs.append(path)
     # sample points for planning term ranges: weight = postings + positions
     weight = df + cf

@@ -1,14 +1,13 @@
-"""The on-disk index format: the only module that knows bytes (spec: docs/FORMAT.md).
+"""The index file (spec: docs/FORMAT.md): its sections, the writer and the mapped reader.
 
-`IndexWriter` streams sections into a temporary file and renames it over the target when complete;
-`IndexReader` maps a file, checks header and footer on open, and decodes only the postings a query
-touches. Integers are little-endian; lists of integers are LEB128 varints, encoded and decoded with
-numpy a whole array at a time.
+`write_index` decides what goes into each section and streams them through `IndexWriter`, which
+writes a temporary file and renames it over the target when complete; `IndexReader` maps a file,
+checks header and footer on open, and decodes only the postings a query touches. Integers are
+little-endian; integer lists use the varints of indexer.store.codec.
 """
 
 from __future__ import annotations
 
-import json
 import mmap
 import os
 import re
@@ -22,7 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from indexer.errors import IndexFormatError, IndexNotFoundError, UnsupportedVersionError
-from indexer.files import make_temp_file
+from indexer.store.codec import decode_varints, encode_varints, varint_sizes
+from indexer.store.files import make_temp_file
+from indexer.store.meta import IndexMeta
 
 MAGIC = b"\x89IDX\r\n\x1a\n"  # high bit and CR/LF catch text-mode and 7-bit mangling, as in PNG
 FORMAT_VERSION = 1
@@ -46,149 +47,6 @@ HEADER = struct.Struct("<8sII")  # magic, format version, flags (0)
 SECTION_ENTRY = struct.Struct("<IIQQ")  # kind, crc32, offset, length
 TRAILER = struct.Struct("<IIQ8s")  # section count, crc32 of the section table, file length, magic
 ALIGN = 8
-
-
-# ---------------------------------------------------------------------------------------------
-# Varints
-
-
-def _as_uint(values) -> np.ndarray:
-    """uint32 when every value fits (the fast path for gaps, tfs and positions), else uint64."""
-    v = np.asarray(values)
-    if v.dtype == np.uint32 or (v.dtype.kind in "iu" and v.dtype.itemsize <= 4 and (not len(v) or v.min() >= 0)):
-        return v.astype(np.uint32, copy=False)
-    return v.astype(np.uint64)
-
-
-def varint_sizes(values: np.ndarray) -> np.ndarray:
-    """Bytes each value takes as a LEB128 varint (values < 2**35), as uint8."""
-    v = _as_uint(values)
-    sizes = (v >= 1 << 7).view(np.uint8) + np.uint8(1)
-    for bits in (14, 21, 28):
-        sizes += (v >= 1 << bits).view(np.uint8)
-    return sizes
-
-
-def encode_varints(values: np.ndarray, sizes: np.ndarray | None = None) -> np.ndarray:
-    """LEB128-encode non-negative integers (< 2**35) into one uint8 array."""
-    v = _as_uint(values)
-    if sizes is None:
-        sizes = varint_sizes(v)
-    ends = np.cumsum(sizes, dtype=np.int64)
-    total = int(ends[-1]) if len(ends) else 0
-    if total == len(v):  # every value fits in one byte: the common case for gaps and tfs
-        return v.astype(np.uint8)
-    starts = ends - sizes
-    out = np.empty(total, dtype=np.uint8)
-    low = (v & 0x7F).astype(np.uint8)
-    low |= (sizes > 1).view(np.uint8) << 7
-    out[starts] = low
-    for k in range(1, 5):
-        sel = np.flatnonzero(sizes > k)
-        if not len(sel):
-            break
-        byte = ((v[sel] >> (7 * k)) & 0x7F).astype(np.uint8)
-        byte |= (sizes[sel] > k + 1).view(np.uint8) << 7
-        out[starts[sel] + k] = byte
-    return out
-
-
-def decode_varints(buf: np.ndarray, count: int) -> np.ndarray:
-    """Decode the first `count` LEB128 varints of a uint8 array; raises IndexFormatError if short."""
-    if count == 0:
-        return np.zeros(0, dtype=np.int64)
-    if len(buf) >= count and not (buf[:count] & 0x80).any():
-        return buf[:count].astype(np.int64)
-    ends = np.flatnonzero(buf < 0x80)[:count]
-    if len(ends) < count:
-        raise IndexFormatError("varint stream ends early")
-    starts = np.empty(count, dtype=np.int64)
-    starts[0] = 0
-    starts[1:] = ends[:-1] + 1
-    lengths = ends - starts + 1
-    if lengths.max() > 5:
-        raise IndexFormatError("varint longer than 5 bytes")
-    values = (buf[starts] & 0x7F).astype(np.int64)
-    for k in range(1, int(lengths.max())):
-        sel = np.flatnonzero(lengths > k)
-        values[sel] |= (buf[starts[sel] + k] & 0x7F).astype(np.int64) << (7 * k)
-    return values
-
-
-def _gaps(values: np.ndarray, group_starts: np.ndarray) -> np.ndarray:
-    """Differences to the previous value, restarting (absolute) at each group start (uint32)."""
-    gaps = values.copy()
-    if len(gaps):
-        gaps[1:] -= values[:-1]  # wraps across group boundaries; those are overwritten next
-        gaps[group_starts] = values[group_starts]
-    return gaps
-
-
-def _group_ends(sizes: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Byte length of each group of consecutive varints, given per-value sizes and group counts (>= 1)."""
-    if not len(counts):
-        return np.zeros(0, dtype=np.int64)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    return np.add.reduceat(sizes, starts, dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class EncodedPostings:
-    """Postings of consecutive terms, encoded: three byte streams and per-term byte lengths."""
-
-    docs: np.ndarray
-    freqs: np.ndarray
-    positions: np.ndarray
-    docs_len: np.ndarray
-    freqs_len: np.ndarray
-    positions_len: np.ndarray
-
-
-def encode_postings(
-    df: np.ndarray, docs: np.ndarray, tfs: np.ndarray, positions: np.ndarray | None, previous_doc: int = -1
-) -> EncodedPostings:
-    """Encode postings grouped by term (df per term; docs ascending within a term; positions
-    ascending within a posting, `sum(tfs)` of them) as doc-id gaps, tfs and position gaps.
-
-    `previous_doc` >= 0 continues a term whose earlier postings (up to that doc) were encoded by an
-    earlier call: the bytes of the calls concatenated are those of one call over all postings.
-    """
-    df = np.asarray(df, dtype=np.int64)
-    term_starts = np.concatenate(([0], np.cumsum(df)[:-1])) if len(df) else np.zeros(0, np.int64)
-    gaps = _gaps(np.asarray(docs, dtype=np.uint32), term_starts)
-    if previous_doc >= 0 and len(gaps):
-        gaps[0] -= np.uint32(previous_doc)
-    # the low bit of each doc-gap varint says "tf is 1"; only other tfs go to the freqs stream
-    tfs = np.asarray(tfs, dtype=np.uint32)
-    single = tfs == 1
-    flagged = (gaps << 1) | single.view(np.uint8)
-    gap_sizes = varint_sizes(flagged)
-    tf_sizes = varint_sizes(tfs) * ~single
-    if positions is None:
-        pos_bytes = np.zeros(0, np.uint8)
-        pos_len = np.zeros(len(df), np.int64)
-    else:
-        tfs64 = np.asarray(tfs, dtype=np.int64)
-        posting_starts = np.concatenate(([0], np.cumsum(tfs64)[:-1])) if len(tfs64) else np.zeros(0, np.int64)
-        pgaps = _gaps(np.asarray(positions, dtype=np.uint32), posting_starts)
-        pos_sizes = varint_sizes(pgaps)
-        pos_bytes = encode_varints(pgaps, pos_sizes)
-        cf = np.add.reduceat(tfs64, term_starts) if len(tfs64) else np.zeros(len(df), np.int64)
-        pos_len = _group_ends(pos_sizes, cf)
-    return EncodedPostings(
-        docs=encode_varints(flagged, gap_sizes),
-        freqs=encode_varints(tfs[~single]),
-        positions=pos_bytes,
-        docs_len=_group_ends(gap_sizes, df),
-        freqs_len=_group_ends(tf_sizes, df),
-        positions_len=pos_len,
-    )
-
-
-def encode_strings(strings: list[str]) -> tuple[np.ndarray, bytes]:
-    """Strings as (varint byte lengths, one UTF-8 blob); undecodable path bytes are escaped."""
-    encoded = [s.encode("utf-8", "backslashreplace") for s in strings]
-    return encode_varints(np.fromiter(map(len, encoded), np.int64, len(encoded))), b"".join(encoded)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,6 +113,61 @@ class IndexWriter:
             mode = 0o666 & ~umask
         os.chmod(self._tmp, mode)
         os.replace(self._tmp, self.path)
+
+
+@dataclass(frozen=True)
+class DocTable:
+    """The documents of one chunk, in doc id order: lengths (u32), UTF-8 names (varint lengths and a
+    blob) and sources (file number, byte offset, byte length per document)."""
+
+    lengths: np.ndarray
+    name_lengths: np.ndarray
+    names: np.ndarray
+    sources: np.ndarray
+
+
+@dataclass(frozen=True)
+class TermTable:
+    """The terms of one term range, in term order: varint name lengths, the UTF-8 blob, and the
+    varint-encoded info (df and the byte lengths in the docs, freqs and positions streams)."""
+
+    term_lengths: np.ndarray
+    terms: np.ndarray
+    info: np.ndarray
+
+
+def write_index(
+    path: Path,
+    meta: IndexMeta,
+    docs: list[DocTable],
+    source_files: list[str],
+    terms: list[TermTable],
+    streams: dict[str, list[str]],
+) -> None:
+    """Write an index file at `path` (atomically): the doc tables in chunk order, the source files by
+    number, the term tables in term order, and the encoded postings streams ("docs", "freqs",
+    "positions") copied from the files listed for each, in the same term order."""
+    with IndexWriter(path) as w:
+        w.section(META, meta.to_json())
+        w.section(DOC_LENGTHS, *(d.lengths for d in docs))
+        w.section(DOC_NAMES, *(encode_varints(d.name_lengths) for d in docs), *(d.names for d in docs))
+        w.section(DOC_SOURCES, *(encode_varints(d.sources) for d in docs))
+        paths = [os.fsencode(p) for p in source_files]
+        w.section(SOURCE_FILES, encode_varints(np.fromiter(map(len, paths), np.int64, len(paths))), *paths)
+        w.section(TERMS, *(t.term_lengths for t in terms), *(t.terms for t in terms))
+        w.section(TERM_INFO, *(t.info for t in terms))
+        for kind, name in ((DOCS, "docs"), (FREQS, "freqs"), (POSITIONS, "positions")):
+            w.begin(kind)
+            for stream in streams[name]:
+                _copy_into(w, stream)
+            w.end()
+        w.commit()
+
+
+def _copy_into(writer: IndexWriter, path: str, block: int = 8 << 20) -> None:
+    with open(path, "rb") as f:
+        while data := f.read(block):
+            writer.write(data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,10 +268,13 @@ class IndexReader:
         meta = self._bytes(META)
         if zlib.crc32(meta) != self.sections[META].crc:
             raise self._error("meta section checksum mismatch (damaged file)")
-        self.meta = json.loads(bytes(meta))
-        self.doc_count: int = self.meta["documents"]
-        self.term_count: int = self.meta["terms"]
-        self.has_positions: bool = self.meta["positions"]
+        try:
+            self.meta = IndexMeta.from_json(bytes(meta))
+        except (ValueError, KeyError, TypeError):
+            raise self._error("meta section is not readable (damaged file)") from None
+        self.doc_count: int = self.meta.documents
+        self.term_count: int = self.meta.terms
+        self.has_positions: bool = self.meta.positions
 
     def _error(self, what: str) -> IndexFormatError:
         return IndexFormatError(f"{self.path}: {what}; rebuild it with 'indexer build'")
@@ -447,7 +363,7 @@ class IndexReader:
     @cached_property
     def _sources(self) -> tuple[np.ndarray, list[str]]:
         triples = self._varints(DOC_SOURCES, 3 * self.doc_count).reshape(-1, 3)
-        count = self.meta["source_files"]
+        count = self.meta.source_files
         offsets, blob = self._string_table(SOURCE_FILES, count)
         raw = bytes(blob)
         paths = [os.fsdecode(raw[a:b]) for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]

@@ -1,28 +1,28 @@
-"""Search: a parsed query on an open index -> the matching documents ranked by BM25.
+"""Searcher: a query on an open index -> the matching documents ranked by BM25.
 
 Plain words rank every document that holds any of them (term at a time: only documents in the
 touched posting lists are scored); boolean operators and phrases first narrow the matching set
-(indexer.query), then BM25 over the query's positive terms ranks what matched. A batch of queries
-runs through `Searcher.search_many`, and `evaluate_index` scores such a batch against qrels.
+(indexer.retrieval.query), then the scorer over the query's positive terms ranks what matched. A
+batch of queries runs through `Searcher.search_many`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from indexer import scoring
 from indexer.analysis import Analyzer, AnalyzerConfig
-from indexer.errors import QueryError
-from indexer.evaluate import Evaluation, evaluate, parse_metrics
-from indexer.format import IndexReader, Postings
-from indexer.query import Node, is_plain, looks_plain, match_docs, parse_query, query_terms
-from indexer.snippets import Snippet, SnippetMaker
+from indexer.errors import ArgumentError, QueryError
+from indexer.retrieval.query import Node, is_plain, looks_plain, match_docs, parse_query, query_terms
+from indexer.retrieval.scoring import DEFAULT_B, DEFAULT_K1, make_scorer
+from indexer.retrieval.snippets import Snippet, SnippetMaker
+from indexer.retrieval.stats import CollectionStats
+from indexer.store.index import IndexReader, Postings
 
 # Decoded postings and their BM25 weights are kept across the queries of a Searcher, up to about
 # this many postings (~24 bytes each): a batch's common terms are decoded once, as bm25s computes
@@ -72,18 +72,20 @@ def open_index(path: Path) -> IndexReader:
 class Searcher:
     """Answers queries on one open index with fixed BM25 parameters."""
 
-    def __init__(self, reader: IndexReader, k1: float = scoring.DEFAULT_K1, b: float = scoring.DEFAULT_B):
+    def __init__(self, reader: IndexReader, k1: float = DEFAULT_K1, b: float = DEFAULT_B, scorer: str = "bm25"):
         self.reader = reader
         self.k1, self.b = k1, b
-        self.analyzer = Analyzer(AnalyzerConfig.from_dict(reader.meta["analyzer"]))
+        self.scorer = make_scorer(scorer, k1=k1, b=b)
+        self.stats = CollectionStats(reader.doc_count, reader.meta.tokens)
+        self.analyzer = Analyzer(AnalyzerConfig.from_dict(reader.meta.analyzer))
         self._cache: dict[str, _Term | None] = {}
         self._cached_postings = 0
 
     @cached_property
     def _norms(self) -> np.ndarray:
-        return scoring.length_norms(self.reader.doc_lengths, self.k1, self.b)
+        return self.scorer.norms(self.reader.doc_lengths, self.stats)
 
-    # the `source` protocol of indexer.query
+    # the `source` protocol of indexer.retrieval.query
     @property
     def doc_count(self) -> int:
         return self.reader.doc_count
@@ -100,8 +102,8 @@ class Searcher:
         postings = self.reader.postings(term)
         entry = None
         if postings is not None:
-            idf = float(scoring.idf(len(postings.docs), self.reader.doc_count))
-            entry = _Term(postings, idf, scoring.term_scores(postings.tfs, self._norms[postings.docs], idf))
+            idf = float(self.scorer.idf(len(postings.docs), self.stats))
+            entry = _Term(postings, idf, self.scorer.weights(postings.tfs, self._norms[postings.docs], idf))
             self._cached_postings += len(postings.docs)
         while self._cache and (self._cached_postings > CACHE_POSTINGS or len(self._cache) >= CACHE_TERMS):
             oldest = self._cache.pop(next(iter(self._cache)))
@@ -118,7 +120,7 @@ class Searcher:
 
         `syntax=False` takes the query as plain words, operators and quotes included (natural
         language queries of test collections). Raises QueryError for a malformed query. A snippet
-        whose source file moved or changed says so in its text (see indexer.snippets), never an error.
+        whose source file moved or changed says so in its text (see indexer.retrieval.snippets), never an error.
         """
         return self._search(query, parse_query(query) if syntax and not looks_plain(query) else None, k, snippets)
 
@@ -154,7 +156,7 @@ class Searcher:
         self, query: str, node: Node | None, k: int, snippets: bool, notes: tuple[str, ...] = ()
     ) -> SearchResult:
         if k < 0:
-            raise QueryError(f"k must be 0 or more, not {k}")
+            raise ArgumentError(f"k must be 0 or more, not {k}")
         n = self.reader.doc_count
         if node is None:  # plain words: every scored document matches
             terms = self.analyzer.terms(query)
@@ -210,35 +212,7 @@ def _top_k(docs: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
     return docs[order]
 
 
-def search(
-    index: Path, query: str, k: int = 10, k1: float = scoring.DEFAULT_K1, b: float = scoring.DEFAULT_B
-) -> SearchResult:
+def search(index: Path, query: str, k: int = 10, k1: float = DEFAULT_K1, b: float = DEFAULT_B) -> SearchResult:
     """Open `index`, answer one query, close it."""
     with open_index(index) as reader:
         return Searcher(reader, k1, b).search(query, k)
-
-
-def evaluate_index(
-    reader: IndexReader,
-    queries: Iterable[tuple[str, str]],
-    qrels: Mapping[str, Mapping[str, int]],
-    metrics: Sequence[str],
-    depth: int = 1000,
-    k1: float = scoring.DEFAULT_K1,
-    b: float = scoring.DEFAULT_B,
-    syntax: bool = False,
-) -> Evaluation:
-    """Run every (query id, text) to `depth` hits on `reader` and score the run against `qrels`.
-
-    Queries are plain words unless `syntax` (test-collection queries are natural language, with
-    stray quotes and parentheses). Metrics are names as indexer.evaluate.parse_metrics accepts
-    ("ndcg@10", "map", ...), checked before any query runs. Raises IndexerError for an unknown
-    metric or qrels without a relevant document, QueryError naming the query id for a malformed
-    query (with `syntax`).
-    """
-    for metric in metrics:
-        parse_metrics(metric)
-    searcher = Searcher(reader, k1, b)
-    results = searcher.search_many(queries, depth, syntax=syntax)
-    run = {qid: [hit.doc for hit in result.hits] for qid, result in results}
-    return evaluate(run, qrels, metrics)

@@ -9,7 +9,6 @@ term outweighs "the"). A source that moved or changed gives a snippet saying so,
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import zlib
@@ -17,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from indexer.analysis import WORD_RE, Analyzer
-from indexer.corpus import BOM, ReadOptions, read_source, record_id_and_text, trec_id_and_text
+from indexer.corpus.readers import BOM, READERS, ReadOptions, read_source
+from indexer.store.meta import IndexMeta
 
 WINDOW = 30  # words shown, counting the lead-in
 LEAD = 3  # words shown before the first query term of the window, for context
@@ -48,7 +48,7 @@ class SnippetMaker:
     def __init__(self, reader, analyzer: Analyzer, options: ReadOptions | None = None):
         self.reader = reader
         self.analyzer = analyzer
-        self.options = options or _read_options(getattr(reader, "meta", {}))
+        self.options = options or _read_options(reader.meta)
 
     def snippet(self, doc: int, terms: Mapping[str, float]) -> Snippet:
         """The snippet of doc `doc` for the (analyzed) query terms, each with its weight (idf)."""
@@ -74,23 +74,12 @@ class SnippetMaker:
         text = None
         if data.lstrip().startswith(b"{") and before == b"\n" and after in (b"", b"\n", b"\r"):
             # a JSONL record must still be a whole line, and its id the document's name
-            text = self._record_text(data, name)
+            text = READERS["jsonl"].text_of(data, name, self.options)
         elif _TREC_RE.match(data):
-            doc_id, record_text = trec_id_and_text(data.decode(self.options.encoding, "replace"))
-            text = record_text if doc_id == name else None
+            text = READERS["trec"].text_of(data, name, self.options)
         if text is None and offset == 0 and after == b"":  # a whole text file, of the indexed length
-            text = data.decode(self.options.encoding, "replace")
+            text = READERS["text"].text_of(data, name, self.options)
         return text
-
-    def _record_text(self, data: bytes, name: str) -> str | None:
-        try:
-            record = json.loads(data.decode(self.options.encoding, "replace"))
-        except ValueError:
-            return None
-        if not isinstance(record, dict):
-            return None
-        doc_id, text = record_id_and_text(record, self.options)
-        return text if doc_id == name else None
 
 
 def best_passage(text: str, terms: Mapping[str, float], analyzer: Analyzer) -> tuple[tuple[str, bool], ...]:
@@ -141,11 +130,5 @@ def _clean(text: str) -> str:
     return _CONTROL_RE.sub(" ", _SPACE_RE.sub(" ", text))
 
 
-def _read_options(meta: dict) -> ReadOptions:
-    read = meta.get("read") or {}
-    defaults = ReadOptions()
-    return ReadOptions(
-        id_fields=tuple(read.get("id_fields", defaults.id_fields)),
-        text_fields=tuple(read.get("text_fields", defaults.text_fields)),
-        encoding=str(read.get("encoding", defaults.encoding)),
-    )
+def _read_options(meta: IndexMeta) -> ReadOptions:
+    return ReadOptions(id_fields=meta.read.id_fields, text_fields=meta.read.text_fields, encoding=meta.read.encoding)

@@ -1,0 +1,1 @@
+"""The corpus: which files to index (discover) and how their bytes become documents (readers)."""

@@ -1,0 +1,1 @@
+"""Indexing: plan chunks, invert them on an executor, merge term ranges, write the file."""

@@ -1,0 +1,171 @@
+"""Runs: a worker's sorted partial index on disk, the one format between inverting and merging.
+
+A run is a folder of .npy arrays: the run's sorted terms (one UTF-8 blob and `term_offsets`), per
+term the offsets of its postings and positions (`post_offsets`, `pos_offsets`: cumulative, so a
+merge slices a term range without reading the rest), and the postings themselves: `docs`, `tfs`
+and, when positions are kept, `positions`, grouped by term in term order, docs ascending within a
+term. Doc ids in a run are chunk-local; the merge adds each run's offset.
+
+`write_run` writes a run from arrays, `RunWriter` one that arrives batch by batch (combining runs),
+`RunSlice` reads the part of a run in a term range, and `run_term_count` sizes a run. Beside its
+runs, a chunk leaves its document table (`write_doc_table`, `read_doc_table`): the documents'
+lengths, names and sources in doc id order, which the writer copies into the index.
+"""
+
+from __future__ import annotations
+
+import os
+from bisect import bisect_left
+
+import numpy as np
+
+from indexer.store.index import DocTable
+
+STREAMS = ("docs", "tfs", "positions")
+
+
+def write_run(
+    path: str,
+    term_bytes: list[bytes],
+    df: np.ndarray,
+    cf: np.ndarray,
+    docs: np.ndarray,
+    tfs: np.ndarray,
+    positions: np.ndarray | None,
+) -> None:
+    """Write a run folder at `path`: sorted UTF-8 terms with their df and cf, and their postings."""
+    os.makedirs(path, exist_ok=True)  # a task rerun after its worker died overwrites the dead attempt's files
+    _write_terms(path, term_bytes, df, cf)
+    np.save(os.path.join(path, "docs.npy"), docs)
+    np.save(os.path.join(path, "tfs.npy"), tfs)
+    if positions is not None:
+        np.save(os.path.join(path, "positions.npy"), positions)
+
+
+def write_doc_table(path: str, lengths: np.ndarray, names: list[str], sources: np.ndarray) -> None:
+    """Write a chunk's document table: u32 lengths, names (UTF-8, undecodable bytes escaped) and
+    (file number, byte offset, byte length) per document."""
+    name_bytes = [n.encode("utf-8", "backslashreplace") for n in names]
+    np.savez(
+        path,
+        lengths=lengths,
+        name_lengths=np.fromiter(map(len, name_bytes), np.int64, len(name_bytes)),
+        names=np.frombuffer(b"".join(name_bytes), dtype=np.uint8),
+        sources=sources,
+    )
+
+
+def read_doc_table(path: str) -> DocTable:
+    with np.load(path) as data:
+        return DocTable(data["lengths"], data["name_lengths"], data["names"], data["sources"])
+
+
+class RunWriter:
+    """A run written batch by batch: each stream's .npy header first (the totals are known), then
+    the postings of consecutive terms appended in term order, then the terms. A context manager:
+    the streams are closed on the way out."""
+
+    def __init__(self, path: str, postings: int, positions: int | None):
+        os.makedirs(path, exist_ok=True)  # a rerun after a dead attempt overwrites its files
+        self.path = path
+        sizes = {"docs": postings, "tfs": postings} | ({"positions": positions} if positions is not None else {})
+        self._files = {}
+        for name, size in sizes.items():
+            self._files[name] = open(os.path.join(path, name + ".npy"), "wb")
+            header = {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint32)),
+                "fortran_order": False,
+                "shape": (size,),
+            }
+            np.lib.format.write_array_header_1_0(self._files[name], header)
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for f in self._files.values():
+            f.close()
+
+    def append(self, docs: np.ndarray, tfs: np.ndarray, positions: np.ndarray | None) -> None:
+        for name, values in zip(STREAMS, (docs, tfs, positions)):
+            if name in self._files:
+                values.astype(np.uint32, copy=False).tofile(self._files[name])
+
+    def terms(self, term_bytes: list[bytes], df: np.ndarray, cf: np.ndarray) -> None:
+        """The run's sorted terms with their df and cf, which complete it."""
+        _write_terms(self.path, term_bytes, df, cf)
+
+
+def _write_terms(path: str, term_bytes: list[bytes], df: np.ndarray, cf: np.ndarray) -> None:
+    lengths = np.fromiter(map(len, term_bytes), np.int64, len(term_bytes))
+    np.save(os.path.join(path, "term_offsets.npy"), np.concatenate(([0], np.cumsum(lengths))))
+    np.save(os.path.join(path, "terms.npy"), np.frombuffer(b"".join(term_bytes), dtype=np.uint8))
+    np.save(os.path.join(path, "post_offsets.npy"), np.concatenate(([0], np.cumsum(df))))
+    np.save(os.path.join(path, "pos_offsets.npy"), np.concatenate(([0], np.cumsum(cf))))
+
+
+class _Array:
+    """A .npy file read by slices with plain reads: nothing stays mapped, so memory a merge has
+    read is given back as soon as it drops the slice."""
+
+    def __init__(self, path: str):
+        self.path = path
+        with open(path, "rb") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, self.dtype = read_header(f)
+            self.offset = f.tell()
+        self.length = shape[0]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return np.fromfile(
+            self.path, dtype=self.dtype, count=stop - start, offset=self.offset + start * self.dtype.itemsize
+        )
+
+    def __getitem__(self, i: int) -> int:
+        return int(self.read(i, i + 1)[0])
+
+
+def run_term_count(path: str) -> int:
+    """The number of terms in a run folder (from an array header; reads no data)."""
+    return _Array(os.path.join(path, "term_offsets.npy")).length - 1
+
+
+class RunSlice:
+    """The part of one run that falls in a term range: its terms, df and cf are read once;
+    postings and positions are read in slices as batches need them. Indexes are range-local."""
+
+    def __init__(self, path: str, lo: str | None, hi: str | None):
+        arrays = {name: _Array(os.path.join(path, name + ".npy")) for name in ("term_offsets", "terms", "docs", "tfs")}
+        self._offsets_file, self._blob_file = arrays["term_offsets"], arrays["terms"]
+        self.docs, self.tfs = arrays["docs"], arrays["tfs"]
+        positions = os.path.join(path, "positions.npy")
+        self.positions = _Array(positions) if os.path.exists(positions) else None
+        count = self._offsets_file.length - 1
+        a = 0 if lo is None else bisect_left(self, lo, 0, count)
+        b = count if hi is None else bisect_left(self, hi, a, count)
+        offsets = self._offsets_file.read(a, b + 1)
+        self.blob = self._blob_file.read(int(offsets[0]), int(offsets[-1])) if b > a else np.zeros(0, np.uint8)
+        self.term_offsets = offsets - offsets[0]
+        self.post_start = _Array(os.path.join(path, "post_offsets.npy")).read(a, b + 1)
+        self.pos_start = _Array(os.path.join(path, "pos_offsets.npy")).read(a, b + 1)
+
+    def __getitem__(self, i: int) -> str:  # the i-th term of the whole run, for the bisection
+        start, stop = self._offsets_file.read(i, i + 2).tolist()
+        return self._blob_file.read(start, stop).tobytes().decode("utf-8")
+
+    def __len__(self) -> int:  # terms in the range
+        return len(self.term_offsets) - 1
+
+    def read(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Items start..stop-1 of the docs, tfs or positions array."""
+        return getattr(self, name).read(start, stop)
+
+    def counts(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """df and cf of range-local terms a..b-1."""
+        return np.diff(self.post_start[a : b + 1]), np.diff(self.pos_start[a : b + 1])
+
+    def terms(self) -> list[str]:
+        raw = self.blob.tobytes()
+        cuts = self.term_offsets.tolist()
+        return [raw[x:y].decode("utf-8") for x, y in zip(cuts[:-1], cuts[1:])]

@@ -1,0 +1,1 @@
+"""Retrieval: parse a query, match and score documents on an open index, rank, show snippets."""
