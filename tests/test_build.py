@@ -266,7 +266,7 @@ def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tmp_path, monkeypatch
 
     import numpy as np
 
-    from indexer.store import index as fmt
+    from indexer.store import index as store_index
 
     corpus = write_corpus(tmp_path / "c", random_docs(seed=2, count=20))
     out = tmp_path / "out" / "x.idx"
@@ -281,7 +281,7 @@ def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tmp_path, monkeypatch
     if where == "runs":
         monkeypatch.setattr(np, "save", full)
     else:
-        monkeypatch.setattr(fmt.IndexWriter, "write", full)
+        monkeypatch.setattr(store_index, "write_segment", full)
     with pytest.raises(IndexerError) as caught:
         build_index([corpus], out, BuildOptions(processes=1))
     message = str(caught.value)

@@ -54,7 +54,7 @@ def test_build_search_postings_stats_verify(runner, small_corpus, tmp_path):
 
     result = runner.invoke(cli, ["stats", str(out), "--json"], catch_exceptions=False)
     stats = json.loads(result.stdout)
-    assert stats["documents"] == 40 and stats["format_version"] == 1
+    assert stats["documents"] == 40 and stats["format_version"] == 2 and stats["segments"] == 1
     assert stats["bytes_per_token_without_positions"] < stats["bytes_per_token"]
 
     result = runner.invoke(cli, ["verify", str(out)], catch_exceptions=False)

@@ -11,6 +11,7 @@ import gzip
 import json
 import os
 import random
+import zlib
 from pathlib import Path
 
 import pytest
@@ -169,8 +170,9 @@ def test_source_offsets_read_the_record_back(tmp_path):
     with IndexReader(index) as reader:
         assert reader.doc_count == 13
         for doc, name in enumerate(reader.doc_names()):
-            path, offset, length = reader.doc_source(doc)
+            path, offset, length, crc, _ = reader.doc_source(doc)
             record = read_source(path, offset, length)
+            assert zlib.crc32(record) == crc
             if path == str(sources[0]):
                 assert json.loads(record) == {"id": name, "text": docs[name]}
             elif path == str(sources[1]):
@@ -291,7 +293,7 @@ def test_a_file_name_that_is_not_utf8_is_indexed_and_read_back(tmp_path, runner)
     assert "caf\\xff.txt" in result.stdout
     with IndexReader(out) as reader:
         assert reader.doc_names() == ["caf\\xff.txt"]
-        path, offset, length = reader.doc_source(0)
+        path, offset, length, _, _ = reader.doc_source(0)
         assert os.fsencode(path) == raw
         assert read_source(path, offset, length) == b"beans and milk"
 

@@ -29,10 +29,13 @@ def test_readme_opens_with_the_demo_and_test_commands_that_ci_runs():
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
 
-def test_format_doc_names_every_section():
-    from indexer.store.index import FORMAT_VERSION, SECTION_NAMES
+def test_format_doc_names_every_section_and_record():
+    from indexer.store.index import FORMAT_VERSION, RECORD_NAMES
+    from indexer.store.segment import SECTION_NAMES
 
     spec = (ROOT / "docs" / "FORMAT.md").read_text(encoding="utf-8")
     assert f"version {FORMAT_VERSION}" in spec
     for kind, name in SECTION_NAMES.items():
+        assert f"| {kind} | {name} |" in spec
+    for kind, name in RECORD_NAMES.items():
         assert f"| {kind} | {name} |" in spec

@@ -1,4 +1,5 @@
-"""Format: varint codecs, and damaged, truncated, foreign or newer files refused clearly."""
+"""Format: the golden file of each version, and damaged, truncated, foreign, older or newer files
+refused clearly, on open, at search time or by verify, naming what is damaged."""
 
 from __future__ import annotations
 
@@ -6,38 +7,25 @@ import os
 import struct
 from pathlib import Path
 
-import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from conftest import random_docs, write_corpus
 
 from indexer.errors import IndexFormatError, UnsupportedVersionError
+from indexer.indexing.pipeline import BuildOptions, build_index
+from indexer.retrieval.searcher import Searcher
 from indexer.store import index as fmt
-from indexer.store.codec import decode_varints, encode_varints, varint_sizes
 from indexer.store.index import IndexReader
+from indexer.store.meta import IndexMeta
+from indexer.store.segment import PAGES, POSTINGS, SECTION_NAMES, SEGMENT_META
 
-GOLDEN = Path(__file__).parent / "data" / "golden-v1.idx"
-
-
-@given(st.lists(st.integers(min_value=0, max_value=2**35 - 1), max_size=200))
-def test_varints_round_trip(values):
-    encoded = encode_varints(np.array(values, dtype=np.uint64))
-    assert len(encoded) == int(varint_sizes(np.array(values, dtype=np.uint64)).sum())
-    assert decode_varints(encoded, len(values)).tolist() == values
+DATA = Path(__file__).parent / "data"
+GOLDEN = DATA / "golden-v2.idx"
+GOLDEN_V1 = DATA / "golden-v1.idx"
 
 
-def test_varint_layout_is_leb128():
-    assert encode_varints(np.array([0, 127, 128, 300])).tobytes() == b"\x00\x7f\x80\x01\xac\x02"
-
-
-def test_short_varint_stream_is_refused():
-    with pytest.raises(IndexFormatError):
-        decode_varints(np.frombuffer(b"\x80\x80", dtype=np.uint8), 1)
-
-
-def test_golden_index_of_format_1_is_read():
+def test_golden_index_of_format_2_is_read():
     with IndexReader(GOLDEN) as reader:
-        assert reader.format_version == 1
+        assert reader.format_version == 2
         assert reader.doc_names() == ["cafe.txt", "fox.txt", "river.txt"]
         assert reader.doc_lengths.tolist() == [6, 9, 8]
         fox = reader.postings("fox")
@@ -46,6 +34,14 @@ def test_golden_index_of_format_1_is_read():
         assert reader.postings("run").tfs.tolist() == [2]  # "run" and "runs", stemmed
         assert reader.postings("zürich").docs.tolist() == [0]
         assert reader.verify() == []
+        assert [h.doc for h in Searcher(reader).search("fox", k=5).hits] == ["river.txt", "fox.txt"]  # shorter first
+
+
+def test_a_version_1_index_is_refused_with_its_version_and_a_way_out(tmp_path):
+    with pytest.raises(UnsupportedVersionError, match=r"format version 1 is not supported \(this indexer reads "):
+        IndexReader(GOLDEN_V1)
+    with pytest.raises(UnsupportedVersionError, match="rebuild it with 'indexer build'"):
+        IndexReader(GOLDEN_V1)
 
 
 def _copy(tmp_path, data: bytes) -> Path:
@@ -75,54 +71,82 @@ def test_one_byte_missing_at_the_end_is_refused(tmp_path):
 def test_newer_format_version_is_refused_with_the_supported_range(tmp_path):
     data = bytearray(GOLDEN.read_bytes())
     struct.pack_into("<I", data, 8, fmt.FORMAT_VERSION + 1)
-    with pytest.raises(UnsupportedVersionError, match=f"version {fmt.FORMAT_VERSION + 1} is not supported.*1-1"):
+    newer, supported = fmt.FORMAT_VERSION + 1, f"{fmt.OLDEST_READABLE_VERSION}-{fmt.FORMAT_VERSION}"
+    with pytest.raises(UnsupportedVersionError, match=f"version {newer} is not supported.*{supported}"):
         IndexReader(_copy(tmp_path, bytes(data)))
 
 
-def test_flipped_byte_in_each_section_is_found_by_verify(tmp_path):
-    data = GOLDEN.read_bytes()
-    with IndexReader(GOLDEN) as reader:
-        sections = [s for s in reader.sections.values() if s.length]
-    assert {s.name for s in sections} >= {"meta", "terms", "docs", "freqs", "positions", "doc names"}
-    for section in sections:
+def _sections(path: Path) -> dict[int, tuple[int, int]]:
+    """Segment 0's sections: kind -> (file offset, length)."""
+    with IndexReader(path) as reader:
+        base = reader.meta.segments[0].offset
+        return {kind: (base + offset, size) for kind, (offset, size, _) in reader.segments[0].sections.items()}
+
+
+def test_a_flipped_byte_in_any_section_is_found_by_verify_and_named(tmp_path):
+    big = tmp_path / "big.idx"
+    corpus = write_corpus(tmp_path / "c", random_docs(seed=4, count=400, max_words=300))
+    build_index([corpus], big, BuildOptions(processes=1))
+    data = big.read_bytes()
+    for kind, (offset, size) in _sections(big).items():
+        if not size:
+            continue
         damaged = bytearray(data)
-        damaged[section.offset + section.length // 2] ^= 0x41
+        damaged[offset + size // 2] ^= 0x41
         path = _copy(tmp_path, bytes(damaged))
-        if section.kind == fmt.META:  # the meta checksum is checked on every open
-            with pytest.raises(IndexFormatError, match="meta section checksum"):
+        name = SECTION_NAMES[kind]
+        if kind == PAGES:  # the page checksums are checked on every open
+            with pytest.raises(IndexFormatError, match="page checksum table damaged"):
                 IndexReader(path)
             continue
-        with IndexReader(path) as reader:
-            assert reader.verify() == [section.name]
+        try:
+            with IndexReader(path) as reader:
+                found = reader.verify()
+        except IndexFormatError as err:  # the page shares the segment meta, read on every open
+            assert kind == SEGMENT_META or "segment meta" in str(err), name
+            assert name in str(err), name
+            continue
+        assert f"segment 0 {name}" in found, (name, found)  # with the others sharing its page
 
 
-def test_flipped_byte_in_section_table_is_refused_on_open(tmp_path):
+def test_damage_in_the_postings_is_found_when_a_query_reads_them(tmp_path):
+    big = tmp_path / "big.idx"
+    corpus = write_corpus(tmp_path / "c", random_docs(seed=4, count=400, max_words=300))
+    build_index([corpus], big, BuildOptions(processes=1))
+    offset, size = _sections(big)[POSTINGS]
+    damaged = bytearray(big.read_bytes())
+    damaged[offset + size // 2] ^= 0x10
+    with IndexReader(_copy(tmp_path, bytes(damaged))) as reader:
+        searcher = Searcher(reader)
+        with pytest.raises(IndexFormatError) as caught:
+            for word in reader.terms():
+                searcher.search(word, k=5)
+    message = str(caught.value)
+    assert "copy.idx" in message and "postings section" in message and "indexer verify" in message
+    assert message.count("copy.idx") == 1  # said once, not wrapped twice
+
+
+def test_a_flipped_byte_in_the_commit_or_its_table_is_refused_on_open(tmp_path):
     data = bytearray(GOLDEN.read_bytes())
-    data[-fmt.TRAILER.size - 3] ^= 0xFF
-    with pytest.raises(IndexFormatError, match="section table checksum"):
+    table = bytearray(data)
+    table[-fmt.TRAILER.size - 3] ^= 0xFF
+    with pytest.raises(IndexFormatError, match="commit table checksum"):
+        IndexReader(_copy(tmp_path, bytes(table)))
+    with IndexReader(GOLDEN) as reader:
+        meta_json = reader.meta.to_json()
+    at = bytes(data).rfind(meta_json[:20])
+    data[at + 5] ^= 0x01
+    with pytest.raises(IndexFormatError, match="commit record checksum"):
         IndexReader(_copy(tmp_path, bytes(data)))
 
 
 def test_writer_leaves_nothing_behind_on_failure(tmp_path):
     target = tmp_path / "x.idx"
     target.write_bytes(b"previous")
-    with pytest.raises(RuntimeError), fmt.IndexWriter(target) as writer:
-        writer.section(fmt.META, b"{}")
+    with pytest.raises(RuntimeError), fmt.IndexWriter(target):
         raise RuntimeError("interrupted")
     assert target.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["x.idx"]
-
-
-@pytest.mark.parametrize("kind", [fmt.TERMS, fmt.TERM_INFO, fmt.DOC_LENGTHS, fmt.DOC_NAMES])
-def test_damaged_dictionary_or_document_table_is_refused_on_use(tmp_path, kind):
-    data = bytearray(GOLDEN.read_bytes())
-    with IndexReader(GOLDEN) as reader:
-        section = reader.sections[kind]
-    data[section.offset] ^= 0x01
-    with IndexReader(_copy(tmp_path, bytes(data))) as reader, pytest.raises(IndexFormatError, match="checksum"):
-        reader.postings("fox")
-        assert reader.doc_lengths is not None
-        reader.doc_names()
 
 
 def test_index_file_gets_normal_permissions(tmp_path):
@@ -130,8 +154,9 @@ def test_index_file_gets_normal_permissions(tmp_path):
     old = os.umask(0o022)
     try:
         with fmt.IndexWriter(target) as writer:
-            writer.section(fmt.META, b"{}")
-            writer.commit()
+            writer.commit(IndexMeta(analyzer={}, positions=True), [])
     finally:
         os.umask(old)
     assert target.stat().st_mode & 0o777 == 0o644
+    with IndexReader(target) as reader:
+        assert reader.doc_count == 0 and reader.segments == []

@@ -374,12 +374,22 @@ def test_moved_or_changed_sources_give_a_message_and_one_warning(runner, tmp_pat
     changed = json.loads(invoke(runner, "search", index, "river", "--snippets", "--json").stdout)
     by_doc = {r["doc"]: r["snippet"] for r in changed["results"]}
     assert by_doc["a.txt"] == "**river** one"
-    assert by_doc["b.txt"] == f"[source not available: {corpus / 'b.txt'} moved or changed]"
+    assert by_doc["b.txt"] == f"[source not available: {corpus / 'b.txt'} changed since indexing]"
     shutil.move(corpus, tmp_path / "elsewhere")
     result = invoke(runner, "search", index, "river", "--snippets")
     assert result.stdout.count("[source not available: ") == 3
+    assert result.stdout.count("moved or deleted since indexing]") == 3
     warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning")]
     assert len(warnings) == 1 and "no snippet for 3 hits" in warnings[0]
+
+
+def test_a_source_edited_in_place_to_the_same_length_is_not_shown(runner, tmp_path):
+    index = build(tmp_path, {"a.txt": "river one", "b.txt": "river two"})
+    (tmp_path / "corpus" / "b.txt").write_text("river owt", encoding="utf-8")  # same length, other words
+    doc = json.loads(invoke(runner, "search", index, "river", "--snippets", "--json").stdout)
+    by_doc = {r["doc"]: r["snippet"] for r in doc["results"]}
+    assert by_doc["a.txt"] == "**river** one"
+    assert by_doc["b.txt"].endswith("b.txt changed since indexing]")
 
 
 def test_a_jsonl_record_that_moved_within_its_file_is_not_shown(tmp_path):

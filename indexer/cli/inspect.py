@@ -10,7 +10,6 @@ from indexer.cli.common import index_argument, out, reported_errors
 from indexer.cli.render import escape_line
 from indexer.retrieval.searcher import Searcher, open_index
 from indexer.store.describe import index_stats
-from indexer.store.index import SECTION_NAMES
 
 
 @click.command(short_help="Show the posting list of one term.")
@@ -71,16 +70,17 @@ def stats(index, as_json):
         out(f"{key.replace('_', ' '):<{width}}  {value}")
 
 
-@click.command(short_help="Check every section checksum of an index.")
+@click.command(short_help="Check every checksum of an index.")
 @index_argument
 def verify(index):
-    """Check every section checksum of INDEX; exit 1 naming the damaged sections.
+    """Check every checksum of INDEX (every page of every segment); exit 1 naming the damaged sections.
 
     Example: indexer verify notes.idx
     """
     with reported_errors(), open_index(index) as reader:
         damaged = reader.verify()
-        sections = len(reader.sections)
+        segments = len(reader.segments)
+        size = sum(len(s.buf) for s in reader.segments)
     if damaged:
         raise click.ClickException(f"{index}: damaged sections: {', '.join(damaged)}; rebuild it with 'indexer build'")
-    out(f"{index}: OK ({sections} sections: {', '.join(SECTION_NAMES.values())})")
+    out(f"{index}: OK ({segments} segment{'s' if segments != 1 else ''}, {size:,} bytes checked)")

@@ -44,6 +44,7 @@ class CorpusPlan:
     files: list[str]  # absolute paths by file_no, for re-reading documents later
     total_bytes: int
     skipped: SkipLog = field(default_factory=SkipLog)  # found while planning
+    roots: tuple[str, ...] = ()  # the corpus paths, absolute
 
 
 def plan_corpus(
@@ -70,7 +71,8 @@ def plan_corpus(
         raise CorpusError(strict_message(reason, skipped.examples[reason][0]))
     if not files:
         raise CorpusError(f"nothing to index: no files found in {', '.join(map(display_path, paths))}")
-    return CorpusPlan(_chunks(pieces, chunk_size), files, sum(size for _, size in pieces), skipped)
+    roots = tuple(os.path.abspath(p) for p in paths)
+    return CorpusPlan(_chunks(pieces, chunk_size), files, sum(size for _, size in pieces), skipped, roots)
 
 
 def _check_options(options: ReadOptions) -> None:

@@ -72,6 +72,16 @@ class Document:
     file_no: int
     offset: int  # of the record in the file (uncompressed stream for .gz)
     length: int  # bytes of the record (a JSONL line without its line break)
+    crc: int  # CRC-32 of those bytes: tells a snippet or an update that the record changed
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """A file as a reader found it: which reader read it, and its size and mtime then."""
+
+    reader: str
+    size: int
+    mtime_ns: int
 
 
 def display_path(path: str | os.PathLike) -> str:
@@ -120,6 +130,10 @@ class Reader:
         the document `name` (the file changed)."""
         raise NotImplementedError
 
+    def ends_record(self, following: bytes) -> bool:
+        """Whether a record's bytes, read back, are still all of it, given the byte after them."""
+        return True
+
 
 def _decode(data: bytes, options: ReadOptions, log: SkipLog, where: Where) -> str:
     try:
@@ -144,10 +158,13 @@ class TextReader(Reader):
         if not text.strip():
             log.add(SkipReason.EMPTY, where)
             return
-        yield Document(piece.name, text, piece.file_no, 0, len(data))
+        yield Document(piece.name, text, piece.file_no, 0, len(data), zlib.crc32(data))
 
     def text_of(self, record, name, options):
         return record.decode(options.encoding, "replace")
+
+    def ends_record(self, following):
+        return following == b""  # the whole file, so nothing after it
 
 
 class JsonlReader(Reader):
@@ -198,7 +215,7 @@ class JsonlReader(Reader):
             log.add(SkipReason.EMPTY if has_text else SkipReason.NO_TEXT, where)
             return None
         length = len(line) - (line.endswith(b"\n") + line.endswith(b"\r\n"))  # without the line break
-        return Document(doc_id, text, piece.file_no, offset, length)
+        return Document(doc_id, text, piece.file_no, offset, length, zlib.crc32(memoryview(line)[:length]))
 
     def text_of(self, record, name, options):
         try:
@@ -209,6 +226,9 @@ class JsonlReader(Reader):
             return None
         doc_id, text = record_id_and_text(parsed, options)
         return text if doc_id == name else None
+
+    def ends_record(self, following):
+        return following in (b"", b"\n", b"\r")  # a whole line
 
 
 def record_id_and_text(record: dict, options: ReadOptions = ReadOptions()) -> tuple[str | None, str]:
@@ -262,7 +282,7 @@ class TrecReader(Reader):
             if not text.strip():
                 log.add(SkipReason.EMPTY, where)
                 continue
-            yield Document(doc_id, text, piece.file_no, offset, length)
+            yield Document(doc_id, text, piece.file_no, offset, length, zlib.crc32(record))
         if whole and not found:
             f.seek(0)
             blank = all(block.isspace() for block in iter(lambda: f.read(READ_BLOCK), b""))
@@ -363,9 +383,12 @@ def sniff_reader(head: bytes) -> Reader:
 # Reading one piece
 
 
-def read_piece(piece: Piece, options: ReadOptions, log: SkipLog) -> Iterator[Document]:
+def read_piece(
+    piece: Piece, options: ReadOptions, log: SkipLog, stamps: dict[int, FileStamp] | None = None
+) -> Iterator[Document]:
     """The documents of one piece. Bad input is logged in `log` and skipped, never raised; with
-    options.strict the first problem raises CorpusError instead."""
+    options.strict the first problem raises CorpusError instead. `stamps`, when given, receives
+    the reader and the size and mtime of the piece's file, by file number."""
     if options.strict:
         log = StrictLog()
     try:
@@ -374,6 +397,9 @@ def read_piece(piece: Piece, options: ReadOptions, log: SkipLog) -> Iterator[Doc
             if reader is None:  # "auto": the first bytes decide
                 reader = sniff_reader(f.read(SNIFF_BYTES))
                 f.seek(0)
+            if stamps is not None:
+                st = os.fstat(f.fileno())
+                stamps[piece.file_no] = FileStamp(reader.name, st.st_size, st.st_mtime_ns)
             yield from reader.documents(f, piece, options, log)
     except (OSError, EOFError, zlib.error) as err:  # vanished, no permission, damaged gzip
         why = getattr(err, "strerror", None) or str(err) or type(err).__name__

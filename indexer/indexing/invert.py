@@ -16,7 +16,7 @@ import numpy as np
 
 from indexer.analysis import WORD_RE, Analyzer, AnalyzerConfig
 from indexer.corpus.discover import Chunk
-from indexer.corpus.readers import ReadOptions, read_piece
+from indexer.corpus.readers import FileStamp, ReadOptions, read_piece
 from indexer.corpus.skips import SkipLog, SkipReason
 from indexer.indexing.hashing import MAX_HASHED_WORD, span_hashes
 from indexer.indexing.runs import write_doc_table, write_run
@@ -52,6 +52,7 @@ class RunSummary:
     docs_path: str
     skipped: dict[SkipReason, int] = field(default_factory=dict)
     skipped_examples: dict[SkipReason, list[str]] = field(default_factory=dict)
+    stamps: dict[int, FileStamp] = field(default_factory=dict)  # file number -> reader, size, mtime
     sample: list[tuple[str, int]] = field(default_factory=list)  # (term, weight since previous point)
 
 
@@ -202,6 +203,7 @@ def invert_chunk(chunk: Chunk, settings: InvertSettings, run_dir: str) -> RunSum
     """
     vocabulary = _vocabulary(settings.analyzer, max(1000, settings.memory_per_worker // 4 // BYTES_PER_VOCABULARY_WORD))
     log = SkipLog()
+    stamps: dict[int, FileStamp] = {}
     base = Path(run_dir, f"chunk-{chunk.number:06d}")
     names: list[str] = []
     sources = array("q")
@@ -212,11 +214,11 @@ def invert_chunk(chunk: Chunk, settings: InvertSettings, run_dir: str) -> RunSum
     buf = _Buffer(vocabulary, 0)
     bytes_read = 0
     for piece in chunk.pieces:
-        for doc in read_piece(piece, settings.read, log):
+        for doc in read_piece(piece, settings.read, log, stamps):
             bytes_read += doc.length
             buf.add(doc.text)
             names.append(doc.name)
-            sources.extend((doc.file_no, doc.offset, doc.length))
+            sources.extend((doc.file_no, doc.offset, doc.length, doc.crc))
             if buf.tokens >= max_tokens:
                 lengths.extend(_flush(buf, settings.positions, f"{base}-{len(runs):03d}", runs, sample))
                 buf = _Buffer(vocabulary, len(names))
@@ -234,6 +236,7 @@ def invert_chunk(chunk: Chunk, settings: InvertSettings, run_dir: str) -> RunSum
         skipped=dict(log.counts),
         skipped_examples=dict(log.examples),
         sample=sample,
+        stamps=stamps,
     )
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from indexer.indexing.hashing import MAX_HASHED_WORD, span_hashes
 from indexer.indexing.parts import PartWriter
 from indexer.indexing.runs import RunSlice, RunWriter
-from indexer.store.codec import EncodedPostings, encode_postings
+from indexer.store.codec import encode_terms
 
 
 @dataclass(frozen=True)
@@ -45,26 +45,33 @@ def _scatter_index(dest_start: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def merge_range(
-    runs: list[tuple[str, int]], term_range: TermRange, out_dir: str, positions: bool, batch_weight: int = 1 << 22
+    runs: list[tuple[str, int]],
+    term_range: TermRange,
+    out_dir: str,
+    positions: bool,
+    doc_lengths_path: str,
+    batch_weight: int = 1 << 22,
 ) -> RangeSummary:
     """Merge the terms of `term_range` from every run ((path, doc offset) in chunk order) and write
-    the encoded range part to `out_dir/range-NNNN`.
+    the encoded range part to `out_dir/range-NNNN`. `doc_lengths_path` is the .npy of every
+    document's length by global doc id (each block records its shortest document).
 
     Memory stays bounded: terms are merged in batches of about `batch_weight` postings + positions,
-    and a term heavier than that on its own is encoded run by run.
+    and a term heavier than that on its own is encoded run by run, in pieces.
     """
+    doc_lengths = np.load(doc_lengths_path, mmap_mode="r")
     vocab, df, cf, parts = _open_range(runs, term_range.lo, term_range.hi)
     part = PartWriter(os.path.join(out_dir, f"range-{term_range.number:04d}"))
-    info = np.zeros((len(vocab), 4), dtype=np.int64)
-    info[:, 0] = df
     for first, last, heavy in _batches(df, cf, positions, batch_weight):
         if heavy:
-            info[first, 1:] = _merge_heavy_term(parts, first, part, positions, batch_weight)
-            continue
-        encoded = _merge_batch(parts, first, last, df, cf, positions)
-        part.append(encoded)
-        info[first:last, 1:] = np.stack([encoded.docs_len, encoded.freqs_len, encoded.positions_len], axis=1)
-    part.close(vocab, info)
+            term = part.heavy_term(doc_lengths, positions)
+            for piece in _heavy_pieces(parts, first, positions, batch_weight):
+                term.feed(*piece)
+            term.finish()
+        else:
+            docs, tfs, pos = _gather(parts, first, last, df, cf, positions)
+            part.append(encode_terms(df[first:last], docs, tfs, pos, doc_lengths))
+    part.close(vocab)
     return RangeSummary(term_range.number, part.path, len(vocab), int(df.sum()))
 
 
@@ -130,11 +137,6 @@ def _gather(parts, first: int, last: int, df: np.ndarray, cf: np.ndarray, positi
     return docs, tfs, pos
 
 
-def _merge_batch(parts, first: int, last: int, df: np.ndarray, cf: np.ndarray, positions: bool) -> EncodedPostings:
-    """Merge and encode terms first..last-1 (range-local numbers) from every run."""
-    return encode_postings(df[first:last], *_gather(parts, first, last, df, cf, positions))
-
-
 def _heavy_pieces(parts, term: int, positions: bool, batch_weight: int):
     """One term's postings, run by run and in pieces of about batch_weight postings + positions:
     (docs, tfs, positions) in doc order. A very common word's postings never sit whole in memory."""
@@ -153,18 +155,6 @@ def _heavy_pieces(parts, term: int, positions: bool, batch_weight: int):
             before = int(ends[x - 1]) if x else 0
             pos = run.read("positions", q0 + before, q0 + int(ends[y - 1])) if positions else None
             yield docs, tfs[x:y], pos
-
-
-def _merge_heavy_term(parts, term: int, part: PartWriter, positions: bool, batch_weight: int) -> tuple[int, int, int]:
-    """Encode one very frequent term run by run; returns its byte lengths in the three streams."""
-    lengths = np.zeros(3, dtype=np.int64)
-    previous_doc = -1
-    for docs, tfs, pos in _heavy_pieces(parts, term, positions, batch_weight):
-        encoded = encode_postings([len(docs)], docs, tfs, pos, previous_doc)
-        part.append(encoded)
-        lengths += [int(encoded.docs_len[0]), int(encoded.freqs_len[0]), int(encoded.positions_len[0])]
-        previous_doc = int(docs[-1])
-    return tuple(lengths.tolist())
 
 
 def _open_range(runs: list[tuple[str, int]], lo: str | None, hi: str | None):

@@ -25,11 +25,12 @@ from indexer.errors import CorpusError, IndexerError
 from indexer.indexing.executors import cpu_count, make_executor
 from indexer.indexing.invert import InvertSettings, RunSummary, invert_chunk
 from indexer.indexing.merge import RangeSummary, TermRange, combine_runs, merge_range, plan_ranges
-from indexer.indexing.parts import STREAMS, part_arrays, part_stream
+from indexer.indexing.parts import read_part
 from indexer.indexing.runs import read_doc_table, run_term_count
 from indexer.store.files import make_temp_dir, remove_leftovers, writer_lock
-from indexer.store.index import TermTable, is_index_file, write_index
-from indexer.store.meta import IndexMeta, ReadInfo
+from indexer.store.index import Deletions, IndexWriter, is_index_file
+from indexer.store.meta import CorpusInfo, IndexMeta, ReadInfo, SegmentEntry
+from indexer.store.segment import FILE, SOURCE, SegmentColumns, SegmentMeta
 
 DEFAULT_CHUNK_SIZE = 4 << 20
 DEFAULT_MEMORY = 1 << 30
@@ -143,13 +144,15 @@ def _build(paths, output: Path, options: BuildOptions, on_progress, executor, st
         for s in summaries:
             runs.extend((path, offset) for path in s.runs)
             offset += s.documents
+        doc_lengths = os.path.join(tmp, "doc-lengths.npy")  # each merge records its blocks' shortest documents
+        np.save(doc_lengths, np.concatenate([read_doc_table(s.docs_path).lengths for s in summaries]))
         timings["between"] = time.perf_counter() - mark
         batch_weight = max(1000, share // BYTES_PER_MERGED_POSTING)
         mark = time.perf_counter()
         runs = _limit_fan_in(executor, runs, tmp, options.positions, share, batch_weight, on_progress)
         timings["combine"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        tasks = [(runs, r, tmp, options.positions, batch_weight) for r in ranges]
+        tasks = [(runs, r, tmp, options.positions, doc_lengths, batch_weight) for r in ranges]
         parts: list[RangeSummary] = _run_all(executor, merge_range, tasks, "merge", on_progress)
         timings["merge"] = time.perf_counter() - mark
         mark = time.perf_counter()
@@ -306,23 +309,65 @@ def _duplicate_ids(summaries: list[RunSummary]) -> tuple[int, list[str]]:
 
 
 def _write(output: Path, plan: CorpusPlan, summaries, parts, stats: BuildStats, options: BuildOptions) -> None:
+    """Write a new index of one segment: these documents and the merged terms."""
+    columns = segment_columns(plan, summaries, parts, options.positions, stats.skipped_by_reason)
+    read = options.read
     meta = IndexMeta(
-        documents=stats.documents,
-        terms=stats.terms,
-        postings=stats.postings,
-        tokens=stats.tokens,
-        positions=options.positions,
         analyzer=options.analyzer.to_dict(),
-        source_files=len(plan.files),
+        positions=options.positions,
+        read=ReadInfo(read.format, read.id_fields, read.text_fields, read.encoding, read.include, read.exclude),
+        corpus=CorpusInfo(tuple(plan.roots)),
+        segments=(SegmentEntry(0, 0, stats.documents, 0, stats.tokens),),
         skipped=stats.skipped_by_reason,
-        read=ReadInfo(options.read.id_fields, options.read.text_fields, options.read.encoding),
     )
-    tables = [part_arrays(p.path) for p in parts]
-    write_index(
-        output,
-        meta,
-        [read_doc_table(s.docs_path) for s in summaries],
-        plan.files,
-        [TermTable(t["term_lengths"], t["terms"], t["info"]) for t in tables],
-        {name: [part_stream(p.path, name) for p in parts] for name in STREAMS},
+    with IndexWriter(output) as writer:
+        writer.add_segment(columns)
+        writer.commit(meta, [Deletions.none()])
+
+
+def segment_columns(
+    plan: CorpusPlan, summaries: list[RunSummary], parts: list[RangeSummary], positions: bool, skipped: dict
+) -> SegmentColumns:
+    """What the segment of these chunks and merged term ranges holds, in doc id and term order."""
+    tables = [read_doc_table(s.docs_path) for s in summaries]
+    stamps = {n: stamp for s in summaries for n, stamp in s.stamps.items()}
+    readers = sorted({stamp.reader for stamp in stamps.values()} | {"text"})
+    file_nos = np.concatenate([t.file_nos for t in tables])
+    files = np.zeros(len(plan.files), dtype=FILE)
+    files["first_doc"] = np.searchsorted(file_nos, np.arange(len(plan.files)), side="left")
+    files["reader"] = readers.index("text")  # files no reader opened (unreadable) hold no document
+    for n, stamp in stamps.items():
+        files[n] = (files["first_doc"][n], readers.index(stamp.reader), stamp.size, stamp.mtime_ns)
+    sources = []
+    for t in tables:
+        rows = np.zeros(len(t.lengths), dtype=SOURCE)
+        rows["offset"], rows["length"], rows["crc"] = t.offsets, t.record_lengths, t.crcs
+        sources.append(rows)
+    read = [read_part(p.path) for p in parts]
+    terms = [part for part, _ in read]
+    total = sum(int(p.data_lengths.sum()) for p in terms) + sum(len(p.terms) for p in terms)
+    meta = SegmentMeta(
+        documents=sum(len(t.lengths) for t in tables),
+        terms=sum(p.terms for p in parts),
+        postings=sum(p.postings for p in parts),
+        tokens=sum(s.tokens for s in summaries),
+        positions=positions,
+        files=len(plan.files),
+        readers=tuple(readers),
+        wide=max(
+            total, sum(len(t.names) for t in tables), max((int(t.offsets.max(initial=0)) for t in tables), default=0)
+        )
+        >= 1 << 32,
+        skipped=skipped,
+        positions_bytes=sum(n for _, n in read),
+    )
+    return SegmentColumns(
+        meta=meta,
+        doc_lengths=[t.lengths for t in tables],
+        name_lengths=[t.name_lengths for t in tables],
+        names=[t.names for t in tables],
+        sources=sources,
+        files=files,
+        file_names=[os.fsencode(p) for p in plan.files],
+        terms=terms,
     )

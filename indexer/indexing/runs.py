@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
+from dataclasses import dataclass
 
 import numpy as np
-
-from indexer.store.index import DocTable
 
 STREAMS = ("docs", "tfs", "positions")
 
@@ -42,22 +41,40 @@ def write_run(
         np.save(os.path.join(path, "positions.npy"), positions)
 
 
+@dataclass(frozen=True)
+class DocTable:
+    """The documents of one chunk, in doc id order: lengths, UTF-8 names (lengths and one blob),
+    and where each was read: file number, byte offset, byte length and CRC-32 of the record."""
+
+    lengths: np.ndarray
+    name_lengths: np.ndarray
+    names: np.ndarray
+    file_nos: np.ndarray
+    offsets: np.ndarray
+    record_lengths: np.ndarray
+    crcs: np.ndarray
+
+
 def write_doc_table(path: str, lengths: np.ndarray, names: list[str], sources: np.ndarray) -> None:
     """Write a chunk's document table: u32 lengths, names (UTF-8, undecodable bytes escaped) and
-    (file number, byte offset, byte length) per document."""
+    (file number, byte offset, byte length, CRC-32) rows of int64."""
     name_bytes = [n.encode("utf-8", "backslashreplace") for n in names]
+    sources = sources.reshape(-1, 4)
     np.savez(
         path,
         lengths=lengths,
         name_lengths=np.fromiter(map(len, name_bytes), np.int64, len(name_bytes)),
         names=np.frombuffer(b"".join(name_bytes), dtype=np.uint8),
-        sources=sources,
+        file_nos=sources[:, 0],
+        offsets=sources[:, 1],
+        record_lengths=sources[:, 2],
+        crcs=sources[:, 3],
     )
 
 
 def read_doc_table(path: str) -> DocTable:
     with np.load(path) as data:
-        return DocTable(data["lengths"], data["name_lengths"], data["names"], data["sources"])
+        return DocTable(**{name: data[name] for name in DocTable.__dataclass_fields__})
 
 
 class RunWriter:

@@ -1,10 +1,11 @@
 """Snippets: the passage of a hit's text that best shows why it matched, query terms marked.
 
-The index keeps no text, only where each document came from (file, byte offset, byte length);
-a snippet reads those bytes back (corpus.read_source; a JSONL or TREC record is turned into text
-by the corpus reader's own field logic), re-analyzes them with the index's analyzer and picks the window
-of about WINDOW words whose distinct query terms weigh most (weights: the terms' idf, so a rare
-term outweighs "the"). A source that moved or changed gives a snippet saying so, never an error.
+The index keeps no text, only where each document came from (file, byte offset, byte length, the
+CRC-32 of those bytes and the reader that read them); a snippet reads the bytes back, checks their
+CRC, turns the record into text with the same reader, re-analyzes it with the index's analyzer and
+picks the window of about WINDOW words whose distinct query terms weigh most (weights: the terms'
+idf, so a rare term outweighs "the"). A source that moved or changed, even in place and to the
+same length, gives a snippet saying so, never an error.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from indexer.analysis import WORD_RE, Analyzer
-from indexer.corpus.readers import BOM, READERS, ReadOptions, read_source
+from indexer.corpus.readers import READERS, ReadOptions, read_source
 from indexer.store.meta import IndexMeta
 
 WINDOW = 30  # words shown, counting the lead-in
@@ -24,7 +25,6 @@ LEAD = 3  # words shown before the first query term of the window, for context
 ELLIPSIS = "..."
 _SPACE_RE = re.compile(r"\s+")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # never pass terminal escapes through
-_TREC_RE = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<DOC>.*</DOC>\s*\Z", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Snippet:
 class SnippetMaker:
     """Makes snippets for the documents of one open index. `reader` needs `doc_source(doc)`,
     `doc_name(doc)` and `meta`; `analyzer` must be the index's own, so that words match query
-    terms. The JSONL fields and encoding are the build's when its meta records them ("read")."""
+    terms. Records are read back with the reader and the fields and encoding the build used."""
 
     def __init__(self, reader, analyzer: Analyzer, options: ReadOptions | None = None):
         self.reader = reader
@@ -52,34 +52,30 @@ class SnippetMaker:
 
     def snippet(self, doc: int, terms: Mapping[str, float]) -> Snippet:
         """The snippet of doc `doc` for the (analyzed) query terms, each with its weight (idf)."""
-        path, offset, length = self.reader.doc_source(doc)
-        text = self._source_text(path, offset, length, self.reader.doc_name(doc))
+        path, offset, length, crc, reader = self.reader.doc_source(doc)
+        text, why = source_text(path, offset, length, crc, reader, self.reader.doc_name(doc), self.options)
         if text is None:
-            return Snippet(((f"[source not available: {path} moved or changed]", False),), missing_source=path)
+            return Snippet(((f"[source not available: {path} {why}]", False),), missing_source=path)
         return Snippet(best_passage(text, terms, self.analyzer))
 
-    def _source_text(self, path: str, offset: int, length: int, name: str) -> str | None:
-        """The document's indexed text, or None when its bytes are no longer where the index says."""
-        start = max(0, offset - 1)  # one byte before the record and one after it, to check its edges
-        try:
-            data = read_source(path, start, length + 1 + (offset - start))
-        except (OSError, EOFError, zlib.error):
-            return None
-        before, data, after = (data[:1], data[1:], data[1 + length :]) if offset else (b"\n", data, data[length:])
-        if offset == len(BOM) and before == BOM[-1:]:  # a JSONL file's first record, after a byte-order mark
-            before = b"\n"
-        data = data[:length]
-        if len(data) < length:
-            return None
-        text = None
-        if data.lstrip().startswith(b"{") and before == b"\n" and after in (b"", b"\n", b"\r"):
-            # a JSONL record must still be a whole line, and its id the document's name
-            text = READERS["jsonl"].text_of(data, name, self.options)
-        elif _TREC_RE.match(data):
-            text = READERS["trec"].text_of(data, name, self.options)
-        if text is None and offset == 0 and after == b"":  # a whole text file, of the indexed length
-            text = READERS["text"].text_of(data, name, self.options)
-        return text
+
+def source_text(
+    path: str, offset: int, length: int, crc: int, reader: str, name: str, options: ReadOptions
+) -> tuple[str | None, str]:
+    """(the document's indexed text, "") read back from its source, or (None, why not): the
+    bytes at its offset must still have the CRC-32 they had when it was indexed."""
+    try:
+        data = read_source(path, offset, length + 1)  # and the byte after: has the record grown?
+    except FileNotFoundError:
+        return None, "moved or deleted since indexing"
+    except (OSError, EOFError, zlib.error):
+        return None, "cannot be read"
+    data, following = data[:length], data[length:]
+    kind = READERS.get(reader)
+    if len(data) != length or zlib.crc32(data) != crc or kind is None or not kind.ends_record(following):
+        return None, "changed since indexing"
+    text = kind.text_of(data, name, options)
+    return (text, "") if text is not None else (None, "changed since indexing")
 
 
 def best_passage(text: str, terms: Mapping[str, float], analyzer: Analyzer) -> tuple[tuple[str, bool], ...]:
@@ -131,4 +127,5 @@ def _clean(text: str) -> str:
 
 
 def _read_options(meta: IndexMeta) -> ReadOptions:
-    return ReadOptions(id_fields=meta.read.id_fields, text_fields=meta.read.text_fields, encoding=meta.read.encoding)
+    read = meta.read
+    return ReadOptions(read.format, read.id_fields, read.text_fields, read.encoding, read.include, read.exclude)

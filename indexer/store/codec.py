@@ -1,6 +1,17 @@
-"""Codec: integers and postings as bytes. Lists of integers are LEB128 varints, encoded and decoded
-with numpy a whole array at a time; postings are doc-id gaps (the low bit flags tf == 1), tfs and
-position gaps in three separate streams (docs/FORMAT.md).
+"""Codec: postings as bytes, in blocks of BLOCK postings, encoded and decoded by numpy in batches.
+
+A term's data (docs/FORMAT.md has the byte layout):
+    varint df
+    skip table, when the term has more than one block: per block last doc, where its postings and
+        positions start, its largest tf and its shortest document (what bounds its best score)
+    per block: width of the doc gaps, width of tf - 1, the gaps (d - previous d - 1) bit-packed,
+        the tfs - 1 bit-packed (no bytes at all when every tf is 1)
+    per block: positions, the first of each posting absolute and the others as gaps, each kind
+        bit-packed at its own width
+Bit-packing is frame-of-reference: every value of a group takes its group's width, least
+significant bit first, and a group starts on a byte. Blocks start at the term's first posting and
+hold BLOCK postings (the last fewer), so a term encodes to the same bytes however its postings
+arrive; `encode_terms` encodes a batch of terms at once and `TermEncoder` one term fed in pieces.
 """
 
 from __future__ import annotations
@@ -11,141 +22,469 @@ import numpy as np
 
 from indexer.errors import IndexFormatError
 
-
-def _as_uint(values) -> np.ndarray:
-    """uint32 when every value fits (the fast path for gaps, tfs and positions), else uint64."""
-    v = np.asarray(values)
-    if v.dtype == np.uint32 or (v.dtype.kind in "iu" and v.dtype.itemsize <= 4 and (not len(v) or v.min() >= 0)):
-        return v.astype(np.uint32, copy=False)
-    return v.astype(np.uint64)
+BLOCK = 128
+SKIP = np.dtype([("last_doc", "<u4"), ("data", "<u4"), ("positions", "<u4"), ("max_tf", "<u4"), ("min_length", "<u4")])
+MAX_VARINT_BYTES = 10  # 64-bit values
 
 
-def varint_sizes(values: np.ndarray) -> np.ndarray:
-    """Bytes each value takes as a LEB128 varint (values < 2**35), as uint8."""
-    v = _as_uint(values)
-    sizes = (v >= 1 << 7).view(np.uint8) + np.uint8(1)
-    for bits in (14, 21, 28):
-        sizes += (v >= 1 << bits).view(np.uint8)
+# ---------------------------------------------------------------------------------------------
+# Varints (term headers) and bit widths
+
+
+def encode_varint(value: int) -> bytes:
+    """One unsigned LEB128 varint: 7 bits a byte, low bits first, the high bit on all but the last."""
+    if value < 0 or value >= 1 << 64:
+        raise ValueError(f"varint out of range: {value}")
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def decode_varint(buf, at: int) -> tuple[int, int]:
+    """(value, offset after it) of the varint at `buf[at]`; raises IndexFormatError if it runs out."""
+    value = shift = 0
+    for i, byte in enumerate(bytes(buf[at : at + MAX_VARINT_BYTES])):
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at + i + 1
+        shift += 7
+    raise IndexFormatError("varint runs past its end")
+
+
+def varint_lengths(values: np.ndarray) -> np.ndarray:
+    """Bytes each value takes as a varint, vectorized."""
+    v = np.asarray(values, dtype=np.uint64)
+    sizes = np.ones(len(v), dtype=np.int64)
+    for k in range(1, MAX_VARINT_BYTES):
+        sizes += v >= np.uint64(1) << np.uint64(7 * k)
     return sizes
 
 
-def encode_varints(values: np.ndarray, sizes: np.ndarray | None = None) -> np.ndarray:
-    """LEB128-encode non-negative integers (< 2**35) into one uint8 array."""
-    v = _as_uint(values)
-    if sizes is None:
-        sizes = varint_sizes(v)
-    ends = np.cumsum(sizes, dtype=np.int64)
-    total = int(ends[-1]) if len(ends) else 0
-    if total == len(v):  # every value fits in one byte: the common case for gaps and tfs
-        return v.astype(np.uint8)
-    starts = ends - sizes
-    out = np.empty(total, dtype=np.uint8)
-    low = (v & 0x7F).astype(np.uint8)
-    low |= (sizes > 1).view(np.uint8) << 7
-    out[starts] = low
-    for k in range(1, 5):
+def encode_varints(values: np.ndarray) -> np.ndarray:
+    """Many varints into one uint8 array (the term headers of a batch), vectorized."""
+    v = np.asarray(values, dtype=np.uint64)
+    sizes = varint_lengths(v)
+    starts = np.cumsum(sizes) - sizes
+    out = np.zeros(int(sizes.sum()), dtype=np.uint8)
+    for k in range(MAX_VARINT_BYTES):
         sel = np.flatnonzero(sizes > k)
         if not len(sel):
             break
-        byte = ((v[sel] >> (7 * k)) & 0x7F).astype(np.uint8)
+        byte = ((v[sel] >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8)
         byte |= (sizes[sel] > k + 1).view(np.uint8) << 7
         out[starts[sel] + k] = byte
     return out
 
 
-def decode_varints(buf: np.ndarray, count: int) -> np.ndarray:
-    """Decode the first `count` LEB128 varints of a uint8 array; raises IndexFormatError if short."""
-    if count == 0:
-        return np.zeros(0, dtype=np.int64)
-    if len(buf) >= count and not (buf[:count] & 0x80).any():
-        return buf[:count].astype(np.int64)
-    ends = np.flatnonzero(buf < 0x80)[:count]
-    if len(ends) < count:
-        raise IndexFormatError("varint stream ends early")
-    starts = np.empty(count, dtype=np.int64)
-    starts[0] = 0
-    starts[1:] = ends[:-1] + 1
-    lengths = ends - starts + 1
-    if lengths.max() > 5:
-        raise IndexFormatError("varint longer than 5 bytes")
-    values = (buf[starts] & 0x7F).astype(np.int64)
-    for k in range(1, int(lengths.max())):
-        sel = np.flatnonzero(lengths > k)
-        values[sel] |= (buf[starts[sel] + k] & 0x7F).astype(np.int64) << (7 * k)
-    return values
+def bit_widths(values: np.ndarray) -> np.ndarray:
+    """Bits needed for each non-negative value (0 for 0), as int64."""
+    _, exponent = np.frexp(np.asarray(values, dtype=np.float64))  # exact for values below 2**53
+    return exponent.astype(np.int64)
 
 
-def _gaps(values: np.ndarray, group_starts: np.ndarray) -> np.ndarray:
-    """Differences to the previous value, restarting (absolute) at each group start (uint32)."""
-    gaps = values.copy()
-    if len(gaps):
-        gaps[1:] -= values[:-1]  # wraps across group boundaries; those are overwritten next
-        gaps[group_starts] = values[group_starts]
-    return gaps
+# ---------------------------------------------------------------------------------------------
+# Bit-packing of groups
 
 
-def _group_ends(sizes: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Byte length of each group of consecutive varints, given per-value sizes and group counts (>= 1)."""
-    if not len(counts):
-        return np.zeros(0, dtype=np.int64)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    return np.add.reduceat(sizes, starts, dtype=np.int64)
+def pack_groups(values: np.ndarray, counts: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pack consecutive groups of `values` (counts[g] values of widths[g] bits, < 2**32 each), each
+    group starting on a byte. Returns (bytes, bytes per group)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    widths = np.asarray(widths, dtype=np.int64)
+    nbytes = (counts * widths + 7) >> 3
+    total = int(nbytes.sum())
+    if not total:
+        return np.zeros(0, dtype=np.uint8), nbytes
+    group_start = np.cumsum(nbytes) - nbytes
+    first = np.cumsum(counts) - counts
+    index = np.arange(len(values), dtype=np.int64) - np.repeat(first, counts)
+    bit = np.repeat(group_start * 8, counts) + index * np.repeat(widths, counts)
+    byte, shift = bit >> 3, (bit & 7).astype(np.uint64)
+    shifted = np.asarray(values, dtype=np.uint64) << shift  # at most 39 bits: five bytes
+    out = np.zeros(total + 5, dtype=np.float64)
+    for k in range(5):  # a value's bits never overlap another's, so summing bytes is OR-ing them
+        part = ((shifted >> np.uint64(8 * k)) & np.uint64(0xFF)).astype(np.float64)
+        out += np.bincount(byte + k, weights=part, minlength=total + 5)
+    return out[:total].astype(np.uint8), nbytes
+
+
+def unpack_groups(words: np.ndarray, starts: np.ndarray, counts: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """The values of groups packed by pack_groups, read at byte offsets `starts` of a buffer whose
+    `word_view` is `words` (the buffer needs 8 readable bytes after the last group's data), as
+    one uint64 array."""
+    counts = np.asarray(counts, dtype=np.int64)
+    if not len(counts) or not counts.sum():
+        return np.zeros(0, dtype=np.uint64)
+    widths = np.asarray(widths, dtype=np.int64)
+    first = np.cumsum(counts) - counts
+    index = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(first, counts)
+    width = np.repeat(widths, counts)
+    bit = np.repeat(np.asarray(starts, dtype=np.int64) * 8, counts) + index * width
+    if int(bit.max() >> 3) >= len(words) or int(bit.min()) < 0:
+        raise IndexFormatError("packed data runs past its section")
+    value = words[bit >> 3] >> (bit & 7).astype(np.uint64)
+    return value & ((np.uint64(1) << width.astype(np.uint64)) - np.uint64(1))
+
+
+def word_view(buf: np.ndarray) -> np.ndarray:
+    """A view of `buf` as overlapping little-endian uint64s, one starting at every byte: one
+    gather then reads any packed value (39 bits at most, with its shift) at once."""
+    if len(buf) < 8:
+        buf = np.concatenate((buf, np.zeros(8, np.uint8)))
+    return np.ndarray(shape=(len(buf) - 7,), dtype="<u8", buffer=buf, offset=0, strides=(1,))
+
+
+def _segment_starts(counts: np.ndarray) -> np.ndarray:
+    return np.cumsum(counts) - counts
+
+
+def _scatter(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]], total: int) -> np.ndarray:
+    """Copy byte pieces into one array: each (source bytes, source offsets, lengths, ...) entry
+    gives item offsets and lengths in its source; `dest` offsets say where each item goes."""
+    out = np.empty(total, dtype=np.uint8)
+    for source, src_start, length, dest in pieces:
+        length = np.asarray(length, dtype=np.int64)
+        if not length.sum():
+            continue
+        first = _segment_starts(length)
+        within = np.arange(int(length.sum()), dtype=np.int64) - np.repeat(first, length)
+        out[np.repeat(dest, length) + within] = source[np.repeat(src_start, length) + within]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding
 
 
 @dataclass(frozen=True)
-class EncodedPostings:
-    """Postings of consecutive terms, encoded: three byte streams and per-term byte lengths."""
+class EncodedTerms:
+    """A batch of consecutive terms encoded: their data concatenated, each term's byte length, and
+    how many of all those bytes are positions."""
 
-    docs: np.ndarray
-    freqs: np.ndarray
-    positions: np.ndarray
-    docs_len: np.ndarray
-    freqs_len: np.ndarray
-    positions_len: np.ndarray
+    data: np.ndarray
+    lengths: np.ndarray
+    positions_bytes: int = 0
 
 
-def encode_postings(
-    df: np.ndarray, docs: np.ndarray, tfs: np.ndarray, positions: np.ndarray | None, previous_doc: int = -1
-) -> EncodedPostings:
-    """Encode postings grouped by term (df per term; docs ascending within a term; positions
-    ascending within a posting, `sum(tfs)` of them) as doc-id gaps, tfs and position gaps.
+def encode_terms(
+    df: np.ndarray, docs: np.ndarray, tfs: np.ndarray, positions: np.ndarray | None, doc_lengths: np.ndarray
+) -> EncodedTerms:
+    """Encode terms whose postings are grouped by term (df per term; docs ascending within a term;
+    positions ascending within a posting, sum(tfs) of them, or None without positions).
 
-    `previous_doc` >= 0 continues a term whose earlier postings (up to that doc) were encoded by an
-    earlier call: the bytes of the calls concatenated are those of one call over all postings.
+    `doc_lengths` maps doc ids to lengths (the shortest length in a block bounds its scores). Each
+    term's data is its header, skip table, blocks and positions, as docs/FORMAT.md lays out.
     """
-    df = np.asarray(df, dtype=np.int64)
-    term_starts = np.concatenate(([0], np.cumsum(df)[:-1])) if len(df) else np.zeros(0, np.int64)
-    gaps = _gaps(np.asarray(docs, dtype=np.uint32), term_starts)
-    if previous_doc >= 0 and len(gaps):
-        gaps[0] -= np.uint32(previous_doc)
-    # the low bit of each doc-gap varint says "tf is 1"; only other tfs go to the freqs stream
-    tfs = np.asarray(tfs, dtype=np.uint32)
-    single = tfs == 1
-    flagged = (gaps << 1) | single.view(np.uint8)
-    gap_sizes = varint_sizes(flagged)
-    tf_sizes = varint_sizes(tfs) * ~single
-    if positions is None:
-        pos_bytes = np.zeros(0, np.uint8)
-        pos_len = np.zeros(len(df), np.int64)
-    else:
-        tfs64 = np.asarray(tfs, dtype=np.int64)
-        posting_starts = np.concatenate(([0], np.cumsum(tfs64)[:-1])) if len(tfs64) else np.zeros(0, np.int64)
-        pgaps = _gaps(np.asarray(positions, dtype=np.uint32), posting_starts)
-        pos_sizes = varint_sizes(pgaps)
-        pos_bytes = encode_varints(pgaps, pos_sizes)
-        cf = np.add.reduceat(tfs64, term_starts) if len(tfs64) else np.zeros(len(df), np.int64)
-        pos_len = _group_ends(pos_sizes, cf)
-    return EncodedPostings(
-        docs=encode_varints(flagged, gap_sizes),
-        freqs=encode_varints(tfs[~single]),
-        positions=pos_bytes,
-        docs_len=_group_ends(gap_sizes, df),
-        freqs_len=_group_ends(tf_sizes, df),
-        positions_len=pos_len,
+    blocks = _Blocks(df, docs, tfs, doc_lengths)
+    post, post_len = blocks.postings()
+    pos, pos_len = blocks.positions(positions)
+    df = blocks.df
+    nb, bt = blocks.nblocks, blocks.block_term
+    header = encode_varints(df)
+    header_len = varint_lengths(df)
+    skip_len = np.where(nb > 1, nb * SKIP.itemsize, 0)
+    term_post = np.bincount(bt, weights=post_len, minlength=len(df)).astype(np.int64)
+    term_pos = np.bincount(bt, weights=pos_len, minlength=len(df)).astype(np.int64)
+    term_len = header_len + skip_len + term_post + term_pos
+    term_start = _segment_starts(term_len)
+    before = header_len[bt] + skip_len[bt]
+    skips = blocks.skips(before, before + term_post[bt], post_len, pos_len)
+    multi = nb[bt] > 1
+    skip_dest = term_start[bt] + header_len[bt] + (np.arange(len(bt)) - _segment_starts(nb)[bt]) * SKIP.itemsize
+    n_multi = int(multi.sum())
+    data = _scatter(
+        [
+            (header, _segment_starts(header_len), header_len, term_start),
+            (
+                skips[multi].view(np.uint8),
+                np.arange(n_multi) * SKIP.itemsize,
+                np.full(n_multi, SKIP.itemsize),
+                skip_dest[multi],
+            ),
+            (post, _segment_starts(term_post), term_post, term_start + header_len + skip_len),
+            (pos, _segment_starts(term_pos), term_pos, term_start + header_len + skip_len + term_post),
+        ],
+        int(term_len.sum()),
     )
+    return EncodedTerms(data, term_len, int(term_pos.sum()))
 
 
-def encode_strings(strings: list[str]) -> tuple[np.ndarray, bytes]:
-    """Strings as (varint byte lengths, one UTF-8 blob); undecodable path bytes are escaped."""
-    encoded = [s.encode("utf-8", "backslashreplace") for s in strings]
-    return encode_varints(np.fromiter(map(len, encoded), np.int64, len(encoded))), b"".join(encoded)
+class TermEncoder:
+    """One term whose postings arrive in pieces (a very common word), encoded without holding them
+    all: full blocks are encoded as they fill and their bytes handed to two sinks (postings and
+    positions), the skip entries kept; `finish` gives the header and skip table. The term's bytes
+    are then header + skip table + what went to the postings sink + what went to the positions sink,
+    the same bytes encode_terms gives for the whole list at once."""
+
+    def __init__(self, doc_lengths: np.ndarray, positions: bool, postings_sink, positions_sink):
+        self._doc_lengths = doc_lengths
+        self._positions = positions
+        self._sinks = (postings_sink, positions_sink)
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+        self._pending_count = 0
+        self._previous = -1  # the last doc of the blocks encoded so far
+        self._skips: list[np.ndarray] = []
+        self._written = [0, 0]  # bytes given to each sink
+        self.df = 0
+
+    def feed(self, docs: np.ndarray, tfs: np.ndarray, positions: np.ndarray | None) -> None:
+        self._pending.append((np.asarray(docs, np.int64), np.asarray(tfs, np.int64), positions))
+        self._pending_count += len(docs)
+        self.df += len(docs)
+        if self._pending_count >= BLOCK:
+            self._encode(full_blocks_only=True)
+
+    def finish(self) -> tuple[bytes, int, int]:
+        """(header and skip table, postings bytes written, positions bytes written) once every
+        posting has been fed."""
+        self._encode(full_blocks_only=False)
+        header = encode_varint(self.df)
+        skips = np.concatenate(self._skips) if self._skips else np.zeros(0, SKIP)
+        if len(skips) <= 1:
+            return header, *self._written
+        before = len(header) + len(skips) * SKIP.itemsize  # the blocks' offsets count from the term's start
+        skips["data"] += before
+        skips["positions"] += before + self._written[0]
+        return header + skips.tobytes(), *self._written
+
+    def _encode(self, full_blocks_only: bool) -> None:
+        if not self._pending_count:
+            return
+        docs = np.concatenate([p[0] for p in self._pending])
+        tfs = np.concatenate([p[1] for p in self._pending])
+        positions = np.concatenate([p[2] for p in self._pending]) if self._positions else None
+        take = (len(docs) // BLOCK) * BLOCK if full_blocks_only else len(docs)
+        cf = int(tfs[:take].sum())
+        blocks = _Blocks([take], docs[:take], tfs[:take], self._doc_lengths, previous=self._previous)
+        post, post_len = blocks.postings()
+        pos, pos_len = blocks.positions(None if positions is None else positions[:cf])
+        self._skips.append(blocks.skips(self._written[0], self._written[1], post_len, pos_len))
+        for i, data in enumerate((post, pos)):
+            self._sinks[i](data)
+            self._written[i] += len(data)
+        self._previous = int(docs[take - 1])
+        rest = (docs[take:], tfs[take:], None if positions is None else positions[cf:])
+        self._pending = [rest] if take < len(docs) else []
+        self._pending_count = len(docs) - take
+
+
+class _Blocks:
+    """The blocks of a batch of terms, and the arrays that describe them. `previous` is the doc
+    before the first posting (-1: none), for a term encoded in pieces."""
+
+    def __init__(self, df, docs, tfs, doc_lengths: np.ndarray, previous: int = -1):
+        self.df = df = np.asarray(df, dtype=np.int64)
+        self.docs = docs = np.asarray(docs, dtype=np.int64)
+        self.tfs = tfs = np.asarray(tfs, dtype=np.int64)
+        self.nblocks = (df + BLOCK - 1) // BLOCK
+        self.block_term = np.repeat(np.arange(len(df)), self.nblocks)
+        term_start = _segment_starts(df)
+        index = np.arange(len(self.block_term)) - np.repeat(_segment_starts(self.nblocks), self.nblocks)
+        self.start = term_start[self.block_term] + index * BLOCK
+        self.count = np.minimum(BLOCK, df[self.block_term] - index * BLOCK)
+        gaps = np.empty(len(docs), dtype=np.int64)
+        if len(docs):
+            gaps[1:] = docs[1:] - docs[:-1] - 1
+            firsts = term_start[df > 0]
+            gaps[firsts] = docs[firsts] - previous - 1
+        self.gaps = gaps
+        if len(self.start):
+            self.doc_width = bit_widths(np.maximum.reduceat(gaps, self.start))
+            self.max_tf = np.maximum.reduceat(tfs, self.start)
+            self.tf_width = bit_widths(self.max_tf - 1)
+            self.min_length = np.minimum.reduceat(np.asarray(doc_lengths)[docs], self.start).astype(np.int64)
+            self.last_doc = docs[self.start + self.count - 1]
+            self.cf = np.add.reduceat(tfs, self.start)
+        else:
+            empty = np.zeros(0, np.int64)
+            self.doc_width = self.max_tf = self.tf_width = self.min_length = self.last_doc = self.cf = empty
+
+    def postings(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every block's postings bytes, one block after another, and each block's length:
+        [doc width][tf width][packed gaps][packed tfs - 1]."""
+        gap_bytes, gap_len = pack_groups(self.gaps, self.count, self.doc_width)
+        tf_bytes, tf_len = pack_groups(self.tfs - 1, self.count, self.tf_width)
+        widths = np.stack([self.doc_width, self.tf_width], axis=1).astype(np.uint8).ravel()
+        return _interleave(widths, gap_bytes, gap_len, tf_bytes, tf_len)
+
+    def positions(self, positions: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Every block's positions bytes and lengths: [first width][gap width][packed first positions
+        of the postings][packed other gaps]; nothing without positions."""
+        if positions is None:
+            return np.zeros(0, np.uint8), np.zeros(len(self.start), np.int64)
+        positions = np.asarray(positions, dtype=np.int64)
+        posting_first = _segment_starts(self.tfs)
+        gaps = positions.copy()
+        if len(gaps):
+            gaps[1:] -= positions[:-1]
+            gaps[posting_first] = positions[posting_first]
+        is_first = np.zeros(len(gaps), dtype=bool)
+        is_first[posting_first] = True
+        firsts, rest = gaps[is_first], gaps[~is_first]
+        rest_count = self.cf - self.count
+        first_width = bit_widths(np.maximum.reduceat(firsts, self.start)) if len(self.start) else self.start
+        rest_width = np.zeros(len(self.start), np.int64)
+        has_rest = rest_count > 0
+        if has_rest.any():
+            rest_width[has_rest] = bit_widths(np.maximum.reduceat(rest, _segment_starts(rest_count)[has_rest]))
+        first_bytes, first_len = pack_groups(firsts, self.count, first_width)
+        rest_bytes, rest_len = pack_groups(rest, rest_count, rest_width)
+        widths = np.stack([first_width, rest_width], axis=1).astype(np.uint8).ravel()
+        return _interleave(widths, first_bytes, first_len, rest_bytes, rest_len)
+
+    def skips(self, post_before, pos_before, post_len: np.ndarray, pos_len: np.ndarray) -> np.ndarray:
+        """Skip entries of every block: where its postings and positions start, given where its
+        term's first block and first positions start (per block, or one number)."""
+        skips = np.zeros(len(self.block_term), dtype=SKIP)
+        skips["last_doc"], skips["max_tf"], skips["min_length"] = self.last_doc, self.max_tf, self.min_length
+        skips["data"] = post_before + _within(post_len, self.nblocks)
+        skips["positions"] = pos_before + _within(pos_len, self.nblocks)
+        return skips
+
+
+def _interleave(widths, a_bytes, a_len, b_bytes, b_len) -> tuple[np.ndarray, np.ndarray]:
+    """Per block: its two width bytes, its part of `a`, its part of `b`; and each block's length."""
+    block_len = 2 + a_len + b_len
+    dest = _segment_starts(block_len)
+    n = len(block_len)
+    data = _scatter(
+        [
+            (widths, np.arange(n) * 2, np.full(n, 2), dest),
+            (a_bytes, _segment_starts(a_len), a_len, dest + 2),
+            (b_bytes, _segment_starts(b_len), b_len, dest + 2 + a_len),
+        ],
+        int(block_len.sum()),
+    )
+    return data, block_len
+
+
+def _within(lengths: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Offset of each item from the start of its group, for consecutive groups of `groups` items."""
+    before = _segment_starts(lengths)
+    has = groups > 0
+    return before - np.repeat(before[_segment_starts(groups)[has]], groups[has])
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+@dataclass(frozen=True)
+class TermHeader:
+    """Where one term's data lies and how it is cut into blocks. Offsets are into the postings
+    section; `skips` is None for a term of a single block (its last doc, largest tf and shortest
+    document are only known by decoding it)."""
+
+    df: int
+    blocks_at: int  # offset of the first block
+    skips: np.ndarray | None  # SKIP entries, offsets from the term's start
+    start: int  # offset of the term's data
+
+    @property
+    def nblocks(self) -> int:
+        return 1 if self.skips is None else len(self.skips)
+
+    def block_offsets(self) -> np.ndarray:
+        return np.array([self.blocks_at]) if self.skips is None else self.start + self.skips["data"].astype(np.int64)
+
+    def block_counts(self) -> np.ndarray:
+        if self.skips is None:
+            return np.array([self.df])
+        counts = np.full(len(self.skips), BLOCK, dtype=np.int64)
+        counts[-1] = self.df - BLOCK * (len(self.skips) - 1)
+        return counts
+
+    def block_previous(self) -> np.ndarray:
+        """The doc before each block's first posting (-1 for the first block)."""
+        if self.skips is None:
+            return np.array([-1])
+        return np.concatenate(([-1], self.skips["last_doc"][:-1].astype(np.int64)))
+
+    def positions_offsets(self, counts_before: np.ndarray | None = None) -> np.ndarray:
+        """Where each block's positions start; a single block's follow its postings (its widths
+        say how long those are, so the caller passes the block's byte length)."""
+        if self.skips is not None:
+            return self.start + self.skips["positions"].astype(np.int64)
+        return np.asarray(counts_before, dtype=np.int64)
+
+
+def read_header(buf: np.ndarray, start: int) -> TermHeader:
+    """The header (and skip table) of the term whose data starts at `start` of `buf`."""
+    df, at = decode_varint(buf, start)
+    if df <= BLOCK:
+        return TermHeader(df, at, None, start)
+    nblocks = (df + BLOCK - 1) // BLOCK
+    end = at + nblocks * SKIP.itemsize
+    if end > len(buf):
+        raise IndexFormatError("skip table runs past its section")
+    return TermHeader(df, end, buf[at:end].view(SKIP), start)
+
+
+def block_lengths(buf: np.ndarray, offsets: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Byte length of each block's postings (from its two width bytes)."""
+    wd = buf[offsets].astype(np.int64)
+    wf = buf[offsets + 1].astype(np.int64)
+    return 2 + ((counts * wd + 7) >> 3) + ((counts * wf + 7) >> 3)
+
+
+def decode_blocks(
+    buf: np.ndarray, words: np.ndarray, offsets: np.ndarray, counts: np.ndarray, previous: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(docs, tfs) of blocks, one block after another: blocks at byte `offsets` of `buf` (whose
+    word_view is `words`) holding `counts` postings each, whose docs follow `previous` (the doc
+    before the block, -1: none)."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    counts = np.asarray(counts, dtype=np.int64)
+    if np.any(offsets + 2 > len(buf)):
+        raise IndexFormatError("a block lies outside its section")
+    wd = buf[offsets].astype(np.int64)
+    wf = buf[offsets + 1].astype(np.int64)
+    if wd.max(initial=0) > 32 or wf.max(initial=0) > 32:
+        raise IndexFormatError("a block has a bit width over 32")
+    gap_at = offsets + 2
+    tf_at = gap_at + ((counts * wd + 7) >> 3)
+    values = unpack_groups(
+        words, np.concatenate((gap_at, tf_at)), np.concatenate((counts, counts)), np.concatenate((wd, wf))
+    )
+    total = int(counts.sum())
+    steps = values[:total].astype(np.int64) + 1
+    climb = np.cumsum(steps)
+    first = _segment_starts(counts)
+    reached = climb[first] - steps[first]  # the climb before each block's first posting
+    docs = climb - np.repeat(reached - np.asarray(previous, dtype=np.int64), counts)
+    return docs, values[total:].astype(np.int64) + 1
+
+
+def decode_positions(
+    buf: np.ndarray, words: np.ndarray, offsets: np.ndarray, counts: np.ndarray, tfs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, positions) of the postings of blocks whose positions start at byte `offsets`:
+    posting i's positions are positions[offsets[i]:offsets[i + 1]]. `counts` are the blocks'
+    posting counts and `tfs` their postings' tfs, one block after another."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    counts = np.asarray(counts, dtype=np.int64)
+    tfs = np.asarray(tfs, dtype=np.int64)
+    if np.any(offsets + 2 > len(buf)):
+        raise IndexFormatError("positions lie outside their section")
+    w1 = buf[offsets].astype(np.int64)
+    w2 = buf[offsets + 1].astype(np.int64)
+    cf = np.add.reduceat(tfs, _segment_starts(counts)) if len(counts) else counts
+    rest_counts = cf - counts
+    first_at = offsets + 2
+    rest_at = first_at + ((counts * w1 + 7) >> 3)
+    firsts = unpack_groups(words, first_at, counts, w1).astype(np.int64)
+    rest = unpack_groups(words, rest_at, rest_counts, w2).astype(np.int64)
+    posting_first = _segment_starts(tfs)
+    gaps = np.empty(int(tfs.sum()), dtype=np.int64)
+    is_first = np.zeros(len(gaps), dtype=bool)
+    is_first[posting_first] = True
+    gaps[is_first] = firsts
+    gaps[~is_first] = rest
+    climb = np.cumsum(gaps)
+    positions = climb - np.repeat(climb[posting_first] - gaps[posting_first], tfs)
+    starts = np.zeros(len(tfs) + 1, dtype=np.int64)
+    np.cumsum(tfs, out=starts[1:])
+    return starts, positions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from indexer.store.index import POSITIONS, IndexReader
+from indexer.store.index import IndexReader
 
 
 def index_stats(path: Path) -> dict:
@@ -13,13 +13,17 @@ def index_stats(path: Path) -> dict:
         meta = reader.meta
         size = Path(path).stat().st_size
         tokens = meta.tokens
-        positions_bytes = reader.sections[POSITIONS].length
+        positions_bytes = sum(s.meta.positions_bytes for s in reader.segments)
+        deleted_bytes = sum(e.length * e.deleted // max(1, e.documents) for e in meta.segments)
         return {
             "index": str(path),
             "format_version": reader.format_version,
+            "segments": len(meta.segments),
             "documents": meta.documents,
-            "terms": meta.terms,
-            "postings": meta.postings,
+            "deleted_documents": sum(e.deleted for e in meta.segments),
+            "deleted_bytes": deleted_bytes,
+            "terms": reader.term_count,
+            "postings": sum(s.meta.postings for s in reader.segments),
             "tokens": tokens,
             "avg_doc_length": tokens / meta.documents if meta.documents else 0.0,
             "file_bytes": size,

@@ -1,52 +1,55 @@
-"""The index file (spec: docs/FORMAT.md): its sections, the writer and the mapped reader.
+"""The index file (spec: docs/FORMAT.md): a header, immutable segments, and a commit record.
 
-`write_index` decides what goes into each section and streams them through `IndexWriter`, which
-writes a temporary file and renames it over the target when complete; `IndexReader` maps a file,
-checks header and footer on open, and decodes only the postings a query touches. Integers are
-little-endian; integer lists use the varints of indexer.store.codec.
+The commit record at the end lists the segments, the documents deleted from each (and how many
+postings of each term those documents held, so that df excludes them exactly), and the index-wide
+settings. An index is never changed in place: `IndexWriter` writes a new file beside it (new
+segments written, kept ones copied byte for byte) and renames it over the old one, so a reader
+that has the old file open keeps a consistent view, and a crash leaves the old file or the new.
+`IndexReader` maps a file and reads it as one index over all its segments.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
-import re
 import stat
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from indexer.errors import IndexFormatError, IndexNotFoundError, UnsupportedVersionError
-from indexer.store.codec import decode_varints, encode_varints, varint_sizes
+from indexer.store.codec import block_lengths, decode_blocks, decode_positions
 from indexer.store.files import make_temp_file
-from indexer.store.meta import IndexMeta
+from indexer.store.meta import IndexMeta, SegmentEntry
+from indexer.store.segment import ALIGN, SegmentColumns, SegmentReader, write_segment
 
 MAGIC = b"\x89IDX\r\n\x1a\n"  # high bit and CR/LF catch text-mode and 7-bit mangling, as in PNG
-FORMAT_VERSION = 1
-OLDEST_READABLE_VERSION = 1
-
-# Section kinds, in file order. The footer lists (kind, crc32, offset, length) for each.
-META, DOC_LENGTHS, DOC_NAMES, DOC_SOURCES, SOURCE_FILES, TERMS, TERM_INFO, DOCS, FREQS, POSITIONS = range(1, 11)
-SECTION_NAMES = {
-    META: "meta",
-    DOC_LENGTHS: "doc lengths",
-    DOC_NAMES: "doc names",
-    DOC_SOURCES: "doc sources",
-    SOURCE_FILES: "source files",
-    TERMS: "terms",
-    TERM_INFO: "term info",
-    DOCS: "docs",
-    FREQS: "freqs",
-    POSITIONS: "positions",
-}
+FORMAT_VERSION = 2
+OLDEST_READABLE_VERSION = 2
 HEADER = struct.Struct("<8sII")  # magic, format version, flags (0)
-SECTION_ENTRY = struct.Struct("<IIQQ")  # kind, crc32, offset, length
-TRAILER = struct.Struct("<IIQ8s")  # section count, crc32 of the section table, file length, magic
-ALIGN = 8
+ENTRY = struct.Struct("<IIIIQQ")  # kind, segment number, crc32, 0, offset, length
+TRAILER = struct.Struct("<IIQ8s")  # entry count, crc32 of the entry table, file length, magic
+COMMIT_META, SEGMENT, DELETED, DELETED_DF = 1, 2, 3, 4
+RECORD_NAMES = {COMMIT_META: "commit", SEGMENT: "segment", DELETED: "deleted documents", DELETED_DF: "deleted df"}
+
+
+@dataclass(frozen=True)
+class Deletions:
+    """The documents deleted from one segment (sorted local ids) and, for each term they held,
+    how many of its postings are theirs (sorted term numbers and counts)."""
+
+    docs: np.ndarray
+    terms: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def none(cls) -> Deletions:
+        empty = np.zeros(0, dtype="<u4")
+        return cls(empty, empty, empty)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -54,10 +57,9 @@ ALIGN = 8
 
 
 class IndexWriter:
-    """Writes sections in order to a temporary file beside `path`; `commit()` renames it over `path`.
-
-    Use as a context manager: on any exception the temporary file is removed and `path` untouched.
-    """
+    """Writes a new index file beside `path`: `add_segment` or `copy_segment` for each segment in
+    order, then `commit`, which renames it over `path`. A context manager: on any exception the
+    temporary file is removed and `path` is untouched."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -65,8 +67,8 @@ class IndexWriter:
         self._tmp = Path(tmp)
         self._file = os.fdopen(fd, "wb")
         self._file.write(HEADER.pack(MAGIC, FORMAT_VERSION, 0))
-        self._sections: list[tuple[int, int, int, int]] = []
-        self._kind: int | None = None
+        self._segments: list[tuple[int, int]] = []
+        self._done = False
 
     def __enter__(self) -> IndexWriter:
         return self
@@ -74,34 +76,49 @@ class IndexWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if not self._file.closed:
             self._file.close()
-        if exc_type is not None or self._kind is not None:
+        if not self._done:
             self._tmp.unlink(missing_ok=True)
 
-    def begin(self, kind: int) -> None:
-        pad = -self._file.tell() % ALIGN
-        self._file.write(b"\0" * pad)
-        self._kind, self._start, self._crc = kind, self._file.tell(), 0
+    def _align(self) -> int:
+        self._file.write(b"\0" * (-self._file.tell() % ALIGN))
+        return self._file.tell()
 
-    def write(self, data) -> None:
-        view = memoryview(np.ascontiguousarray(data) if isinstance(data, np.ndarray) else data).cast("B")
-        self._crc = zlib.crc32(view, self._crc)
-        self._file.write(view)
+    def add_segment(self, columns: SegmentColumns) -> tuple[int, int]:
+        """Write a new segment; returns (offset, length)."""
+        offset = self._align()
+        length = write_segment(self._file, columns)
+        self._segments.append((offset, length))
+        return offset, length
 
-    def end(self) -> None:
-        self._sections.append((self._kind, self._crc, self._start, self._file.tell() - self._start))
-        self._kind = None
+    def copy_segment(self, segment: SegmentReader) -> tuple[int, int]:
+        """Copy a segment of an open index, byte for byte; returns (offset, length)."""
+        offset = self._align()
+        data = segment.buf
+        for start in range(0, len(data), 8 << 20):
+            self._file.write(data[start : start + (8 << 20)])
+        self._segments.append((offset, len(data)))
+        return offset, len(data)
 
-    def section(self, kind: int, *parts) -> None:
-        self.begin(kind)
-        for part in parts:
-            self.write(part)
-        self.end()
-
-    def commit(self) -> None:
-        table = b"".join(SECTION_ENTRY.pack(*s) for s in self._sections)
+    def commit(self, meta: IndexMeta, deletions: list[Deletions]) -> None:
+        """Write the commit record (meta's segments are placed where they were written) and move the
+        file over `path`, keeping the permission bits of the file it replaces."""
+        if len(meta.segments) != len(self._segments) or len(deletions) != len(self._segments):
+            raise ValueError("one segment entry and one Deletions per written segment")
+        segments = tuple(
+            replace(entry, offset=offset, length=length, bytes=length)
+            for entry, (offset, length) in zip(meta.segments, self._segments)
+        )
+        entries = [(SEGMENT, n, 0, offset, length) for n, (offset, length) in enumerate(self._segments)]
+        entries.append(self._record(COMMIT_META, 0, replace(meta, segments=segments).to_json()))
+        for n, gone in enumerate(deletions):
+            if len(gone.docs):
+                entries.append(self._record(DELETED, n, np.asarray(gone.docs, "<u4").tobytes()))
+                pairs = np.stack([np.asarray(gone.terms, "<u4"), np.asarray(gone.counts, "<u4")], axis=1)
+                entries.append(self._record(DELETED_DF, n, pairs.tobytes()))
+        table = b"".join(ENTRY.pack(kind, seg, crc, 0, offset, length) for kind, seg, crc, offset, length in entries)
         self._file.write(table)
         length = self._file.tell() + TRAILER.size
-        self._file.write(TRAILER.pack(len(self._sections), zlib.crc32(table), length, MAGIC))
+        self._file.write(TRAILER.pack(len(entries), zlib.crc32(table), length, MAGIC))
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
@@ -113,65 +130,12 @@ class IndexWriter:
             mode = 0o666 & ~umask
         os.chmod(self._tmp, mode)
         os.replace(self._tmp, self.path)
+        self._done = True
 
-
-@dataclass(frozen=True)
-class DocTable:
-    """The documents of one chunk, in doc id order: lengths (u32), UTF-8 names (varint lengths and a
-    blob) and sources (file number, byte offset, byte length per document)."""
-
-    lengths: np.ndarray
-    name_lengths: np.ndarray
-    names: np.ndarray
-    sources: np.ndarray
-
-
-@dataclass(frozen=True)
-class TermTable:
-    """The terms of one term range, in term order: varint name lengths, the UTF-8 blob, and the
-    varint-encoded info (df and the byte lengths in the docs, freqs and positions streams)."""
-
-    term_lengths: np.ndarray
-    terms: np.ndarray
-    info: np.ndarray
-
-
-def write_index(
-    path: Path,
-    meta: IndexMeta,
-    docs: list[DocTable],
-    source_files: list[str],
-    terms: list[TermTable],
-    streams: dict[str, list[str]],
-) -> None:
-    """Write an index file at `path` (atomically): the doc tables in chunk order, the source files by
-    number, the term tables in term order, and the encoded postings streams ("docs", "freqs",
-    "positions") copied from the files listed for each, in the same term order."""
-    with IndexWriter(path) as w:
-        w.section(META, meta.to_json())
-        w.section(DOC_LENGTHS, *(d.lengths for d in docs))
-        w.section(DOC_NAMES, *(encode_varints(d.name_lengths) for d in docs), *(d.names for d in docs))
-        w.section(DOC_SOURCES, *(encode_varints(d.sources) for d in docs))
-        paths = [os.fsencode(p) for p in source_files]
-        w.section(SOURCE_FILES, encode_varints(np.fromiter(map(len, paths), np.int64, len(paths))), *paths)
-        w.section(TERMS, *(t.term_lengths for t in terms), *(t.terms for t in terms))
-        w.section(TERM_INFO, *(t.info for t in terms))
-        for kind, name in ((DOCS, "docs"), (FREQS, "freqs"), (POSITIONS, "positions")):
-            w.begin(kind)
-            for stream in streams[name]:
-                _copy_into(w, stream)
-            w.end()
-        w.commit()
-
-
-def _copy_into(writer: IndexWriter, path: str, block: int = 8 << 20) -> None:
-    with open(path, "rb") as f:
-        while data := f.read(block):
-            writer.write(data)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading
+    def _record(self, kind: int, segment: int, data: bytes) -> tuple[int, int, int, int, int]:
+        offset = self._align()
+        self._file.write(data)
+        return kind, segment, zlib.crc32(data), offset, len(data)
 
 
 def is_index_file(path: Path) -> bool:
@@ -183,45 +147,31 @@ def is_index_file(path: Path) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class Section:
-    kind: int
-    crc: int
-    offset: int
-    length: int
-
-    @property
-    def name(self) -> str:
-        return SECTION_NAMES.get(self.kind, f"section {self.kind}")
+# ---------------------------------------------------------------------------------------------
+# Reading
 
 
 class Postings:
-    """One term's postings: `docs` (ascending doc ids) and `tfs`; positions decoded on demand."""
+    """One term's postings in the whole index: `docs` (ascending global doc ids, deleted documents
+    left out) and `tfs`; positions decoded on demand."""
 
-    def __init__(self, docs: np.ndarray, tfs: np.ndarray, positions_buf: np.ndarray | None):
+    def __init__(self, docs: np.ndarray, tfs: np.ndarray, positions):
         self.docs = docs
         self.tfs = tfs
-        self._positions_buf = positions_buf
+        self._positions = positions
 
     def positions(self) -> tuple[np.ndarray, np.ndarray]:
         """(offsets, positions): positions of docs[i] are positions[offsets[i]:offsets[i+1]]."""
-        if self._positions_buf is None:
-            raise IndexFormatError(
-                "this index was built with --no-positions; rebuild it with positions for phrase queries"
-            )
-        offsets = np.zeros(len(self.tfs) + 1, dtype=np.int64)
-        np.cumsum(self.tfs, out=offsets[1:])
-        gaps = decode_varints(self._positions_buf, int(offsets[-1]))
-        absolute = np.cumsum(gaps)
-        # gaps restart at each posting: subtract the running sum reached before the posting began
-        base = np.concatenate(([0], absolute[offsets[1:-1] - 1]))
-        return offsets, absolute - np.repeat(base, self.tfs)
+        return self._positions()
 
 
 class IndexReader:
-    """A memory-mapped index file. Cheap to open: sections are decoded on first use.
+    """A memory-mapped index file. Cheap to open: the commit record and each segment's table are
+    read; everything else is read, and checked, when first used.
 
-    Raises IndexFormatError (or UnsupportedVersionError) when the file is not a readable index.
+    Global doc ids number the documents of all segments in order, deleted ones included (they are
+    never returned). Raises IndexFormatError (UnsupportedVersionError, IndexNotFoundError) when the
+    file is not a readable index.
     """
 
     def __init__(self, path: Path):
@@ -245,43 +195,67 @@ class IndexReader:
         if not OLDEST_READABLE_VERSION <= version <= FORMAT_VERSION:
             raise UnsupportedVersionError(
                 f"{self.path}: index format version {version} is not supported (this indexer reads versions "
-                f"{OLDEST_READABLE_VERSION}-{FORMAT_VERSION}); rebuild it with this version or upgrade indexer"
+                f"{OLDEST_READABLE_VERSION}-{FORMAT_VERSION}); rebuild it with 'indexer build'"
             )
         self.format_version = version
-        self._verified: set[int] = set()
+        self._read_commit(size)
+
+    def _read_commit(self, size: int) -> None:
         count, table_crc, length, tail_magic = TRAILER.unpack_from(self._map, size - TRAILER.size)
         if tail_magic != MAGIC or length != size:
             raise self._error(f"truncated or damaged file (footer missing; {size} bytes on disk)")
-        table_start = size - TRAILER.size - count * SECTION_ENTRY.size
-        table = self._map[table_start : size - TRAILER.size] if table_start >= HEADER.size else b""
-        if table_start < HEADER.size or zlib.crc32(table) != table_crc:
-            raise self._error("section table checksum mismatch (damaged file)")
-        self.sections = {}
+        table_at = size - TRAILER.size - count * ENTRY.size
+        table = self._map[table_at : size - TRAILER.size] if table_at >= HEADER.size else b""
+        if table_at < HEADER.size or zlib.crc32(table) != table_crc:
+            raise self._error("commit table checksum mismatch")
+        records: dict[tuple[int, int], tuple[int, int]] = {}
         for i in range(count):
-            section = Section(*SECTION_ENTRY.unpack_from(table, i * SECTION_ENTRY.size))
-            if section.offset + section.length > table_start:
-                raise self._error(f"{section.name} section lies outside the file (damaged file)")
-            self.sections[section.kind] = section
-        missing = [SECTION_NAMES[k] for k in SECTION_NAMES if k not in self.sections]
-        if missing:
-            raise self._error(f"missing sections: {', '.join(missing)} (damaged file)")
-        meta = self._bytes(META)
-        if zlib.crc32(meta) != self.sections[META].crc:
-            raise self._error("meta section checksum mismatch (damaged file)")
+            kind, segment, crc, _, offset, length = ENTRY.unpack_from(table, i * ENTRY.size)
+            if offset + length > table_at:
+                raise self._error(f"{RECORD_NAMES.get(kind, kind)} record lies outside the file")
+            if kind != SEGMENT and zlib.crc32(self._map[offset : offset + length]) != crc:
+                raise self._error(f"{RECORD_NAMES.get(kind, kind)} record checksum mismatch")
+            records[(kind, segment)] = (offset, length)
+        if (COMMIT_META, 0) not in records:
+            raise self._error("commit record missing")
+        offset, length = records[(COMMIT_META, 0)]
         try:
-            self.meta = IndexMeta.from_json(bytes(meta))
+            self.meta = IndexMeta.from_json(self._map[offset : offset + length])
         except (ValueError, KeyError, TypeError):
-            raise self._error("meta section is not readable (damaged file)") from None
+            raise self._error("commit record is not readable") from None
+        self.segments: list[SegmentReader] = []
+        self.deletions: list[Deletions] = []
+        for n, entry in enumerate(self.meta.segments):
+            if records.get((SEGMENT, n)) != (entry.offset, entry.length):
+                raise self._error(f"segment {n} is not where the commit record says")
+            where = f"{self.path} segment {n}"
+            self.segments.append(SegmentReader(self._buf, entry.offset, entry.length, where, self._map))
+            self.deletions.append(self._deletions(records, n, entry))
+        self.bases = np.concatenate(([0], np.cumsum([s.doc_count for s in self.segments]))).astype(np.int64)
         self.doc_count: int = self.meta.documents
-        self.term_count: int = self.meta.terms
         self.has_positions: bool = self.meta.positions
 
+    def _deletions(self, records, n: int, entry: SegmentEntry) -> Deletions:
+        if (DELETED, n) not in records:
+            if entry.deleted:
+                raise self._error(f"deleted documents of segment {n} missing")
+            return Deletions.none()
+        offset, length = records[(DELETED, n)]
+        docs = self._buf[offset : offset + length].view("<u4")
+        offset, length = records.get((DELETED_DF, n), (0, 0))
+        pairs = self._buf[offset : offset + length].view("<u4").reshape(-1, 2)
+        if len(docs) != entry.deleted or (len(docs) and docs.max() >= self.segments[n].doc_count):
+            raise self._error(f"deleted documents of segment {n} do not match the commit record")
+        return Deletions(docs, pairs[:, 0], pairs[:, 1])
+
     def _error(self, what: str) -> IndexFormatError:
-        return IndexFormatError(f"{self.path}: {what}; rebuild it with 'indexer build'")
+        return IndexFormatError(f"{self.path}: {what} (damaged file); run 'indexer verify', then rebuild it")
 
     def close(self) -> None:
         self._buf = None
-        self.__dict__.pop("doc_lengths", None)
+        self.segments = []
+        for name in ("doc_lengths",):
+            self.__dict__.pop(name, None)
         try:
             self._map.close()
         except BufferError:  # numpy views still alive: the map closes when they go
@@ -293,163 +267,145 @@ class IndexReader:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _bytes(self, kind: int) -> np.ndarray:
-        s = self.sections[kind]
-        return self._buf[s.offset : s.offset + s.length]
-
-    def _checked(self, kind: int) -> np.ndarray:
-        """A small section's bytes, its checksum verified on first use: damage in the dictionary or
-        the document table is refused instead of giving wrong answers. (The big postings sections
-        are bounds-checked as they are decoded; `verify` checks their checksums.)"""
-        data = self._bytes(kind)
-        if kind not in self._verified:
-            if zlib.crc32(data) != self.sections[kind].crc:
-                raise self._error(f"{SECTION_NAMES[kind]} section checksum mismatch (damaged file)")
-            self._verified.add(kind)
-        return data
-
-    def _varints(self, kind: int, count: int) -> np.ndarray:
-        try:
-            return decode_varints(self._checked(kind), count)
-        except IndexFormatError as err:
-            raise self._error(f"{SECTION_NAMES[kind]} section: {err} (damaged file)") from None
-
-    def _string_table(self, kind: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """(offsets, blob) for a section of `count` varint lengths followed by a UTF-8 blob."""
-        raw = self._checked(kind)
-        lengths = self._varints(kind, count)
-        head = int(varint_sizes(lengths).sum())
-        offsets = np.zeros(count + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        if head + offsets[-1] > len(raw):
-            raise self._error(f"{SECTION_NAMES[kind]} section is shorter than its lengths say (damaged file)")
-        return offsets, raw[head:]
-
     # -- documents ------------------------------------------------------------------------------
+
+    def locate(self, doc: int) -> tuple[int, int]:
+        """(segment number, local doc id) of a global doc id."""
+        segment = int(np.searchsorted(self.bases, doc, side="right")) - 1
+        return segment, doc - int(self.bases[segment])
+
+    def is_deleted(self, doc: int) -> bool:
+        segment, local = self.locate(doc)
+        gone = self.deletions[segment].docs
+        at = int(np.searchsorted(gone, local))
+        return at < len(gone) and int(gone[at]) == local
+
+    def live_docs(self) -> np.ndarray:
+        """Global ids of every live document, ascending."""
+        parts = []
+        for n, segment in enumerate(self.segments):
+            local = np.arange(segment.doc_count, dtype=np.int64)
+            if len(self.deletions[n].docs):
+                local = np.setdiff1d(local, self.deletions[n].docs.astype(np.int64), assume_unique=True)
+            parts.append(local + self.bases[n])
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
     @cached_property
     def doc_lengths(self) -> np.ndarray:
-        lengths = self._checked(DOC_LENGTHS).view(np.uint32)
-        if len(lengths) != self.doc_count:
-            raise self._error("doc lengths section has the wrong size (damaged file)")
-        return lengths
-
-    @cached_property
-    def _doc_names(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._string_table(DOC_NAMES, self.doc_count)
+        """Lengths of all documents by global id (deleted ones included)."""
+        return np.concatenate([s.doc_lengths for s in self.segments]) if self.segments else np.zeros(0, "<u4")
 
     def doc_name(self, doc: int) -> str:
-        """The external id of doc `doc` (its path or the id field of its record)."""
-        offsets, blob = self._doc_names
-        return bytes(blob[offsets[doc] : offsets[doc + 1]]).decode("utf-8", "replace")
-
-    def first_doc_name_with_whitespace(self) -> str | None:
-        """The first doc id that holds whitespace (it cannot be a TREC run column), or None."""
-        offsets, blob = self._doc_names
-        if (blob < 0x80).all():  # ASCII: one vectorized scan of the names' bytes
-            found = np.flatnonzero(np.isin(blob, np.frombuffer(b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f", np.uint8)))
-            at = int(found[0]) if len(found) else None
-        else:
-            text = bytes(blob).decode("utf-8", "replace")
-            match = re.search(r"\s", text)
-            at = len(text[: match.start()].encode("utf-8")) if match else None
-        return None if at is None else self.doc_name(int(np.searchsorted(offsets, at, side="right")) - 1)
+        """The external id of a document (its path or the id field of its record)."""
+        segment, local = self.locate(doc)
+        return self.segments[segment].doc_name(local)
 
     def doc_names(self) -> list[str]:
-        offsets, blob = self._doc_names
-        raw = bytes(blob)
-        return [raw[a:b].decode("utf-8", "replace") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+        """The external ids of the live documents, in global doc id order."""
+        return [self.doc_name(d) for d in self.live_docs().tolist()] if self.meta.segments else []
 
-    @cached_property
-    def _sources(self) -> tuple[np.ndarray, list[str]]:
-        triples = self._varints(DOC_SOURCES, 3 * self.doc_count).reshape(-1, 3)
-        count = self.meta.source_files
-        offsets, blob = self._string_table(SOURCE_FILES, count)
-        raw = bytes(blob)
-        paths = [os.fsdecode(raw[a:b]) for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
-        return triples, paths
+    def doc_source(self, doc: int) -> tuple[str, int, int, int, str]:
+        """(file path, byte offset, byte length, CRC-32, reader name) where a document was read."""
+        segment, local = self.locate(doc)
+        return self.segments[segment].doc_source(local)
 
-    def doc_source(self, doc: int) -> tuple[str, int, int]:
-        """(file path, byte offset, byte length) where doc `doc` was read from."""
-        triples, paths = self._sources
-        file_no, offset, length = (int(x) for x in triples[doc])
-        return paths[file_no], offset, length
+    def first_doc_name_with_whitespace(self) -> str | None:
+        """The first live doc id that holds whitespace (it cannot be a TREC run column), or None."""
+        for name in self.doc_names():
+            if any(c.isspace() for c in name):
+                return name
+        return None
 
     # -- terms ----------------------------------------------------------------------------------
 
     @cached_property
-    def _terms(self) -> tuple[np.ndarray, bytes]:
-        offsets, blob = self._string_table(TERMS, self.term_count)
-        return offsets, blob
+    def _all_terms(self) -> list[str]:
+        if len(self.segments) == 1:
+            return self.segments[0].terms()
+        return sorted(set().union(*(s.terms() for s in self.segments)), key=lambda t: t.encode("utf-8"))
 
-    @cached_property
-    def _term_info(self) -> dict[str, np.ndarray]:
-        """Per term: df and start offsets into the docs, freqs and positions streams (T+1 each)."""
-        info = self._varints(TERM_INFO, 4 * self.term_count).reshape(-1, 4)
-        starts = np.zeros((self.term_count + 1, 3), dtype=np.int64)
-        np.cumsum(info[:, 1:], axis=0, out=starts[1:])
-        for col, kind in enumerate((DOCS, FREQS, POSITIONS)):
-            if starts[-1, col] != self.sections[kind].length:
-                raise self._error("term info does not match the postings sections (damaged file)")
-        return {"df": info[:, 0], "docs": starts[:, 0], "freqs": starts[:, 1], "positions": starts[:, 2]}
-
-    def term(self, i: int) -> str:
-        offsets, blob = self._terms
-        return bytes(blob[offsets[i] : offsets[i + 1]]).decode("utf-8")
+    @property
+    def term_count(self) -> int:
+        """Distinct terms in all segments (deleted documents' terms included until an optimize)."""
+        return self.segments[0].term_count if len(self.segments) == 1 else len(self._all_terms)
 
     def terms(self) -> list[str]:
-        offsets, blob = self._terms
-        raw = bytes(blob)
-        return [raw[a:b].decode("utf-8") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+        return list(self._all_terms)
 
-    @cached_property
-    def _term_file_offsets(self) -> list[int]:
-        """Where each term's bytes start in the file (T+1 entries), for the binary search."""
-        offsets, _ = self._terms
-        start = self.sections[TERMS].offset + int(varint_sizes(np.diff(offsets)).sum())
-        return (offsets + start).tolist()
-
-    def term_id(self, term: str) -> int | None:
-        """The index of `term` in the sorted dictionary, or None: a binary search comparing the
-        UTF-8 bytes in the mapped file (byte order is code-point order), ~20 probes."""
-        key = term.encode("utf-8")
-        at, data = self._term_file_offsets, self._map
-        lo, hi = 0, self.term_count
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if data[at[mid] : at[mid + 1]] < key:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo if lo < self.term_count and data[at[lo] : at[lo + 1]] == key else None
+    def term(self, i: int) -> str:
+        return self._all_terms[i]
 
     def postings(self, term: str) -> Postings | None:
-        """The postings of an (analyzed) term, or None when the index does not hold it."""
-        i = self.term_id(term)
-        return None if i is None else self.postings_at(i)
+        """A term's postings over every segment, deleted documents left out; None when no live
+        document holds it. Decodes the whole list (for inspection and export, not for ranking)."""
+        key = term.encode("utf-8")
+        found = []
+        for n, segment in enumerate(self.segments):
+            i = segment.term_id(key)
+            if i is not None:
+                found.append((n, segment, i))
+        if not found:
+            return None
+        docs, tfs, blocks = [], [], []
+        for n, segment, i in found:
+            d, t, where = _decode_all(segment, i)
+            keep = _live_mask(d, self.deletions[n].docs)
+            docs.append(d[keep] + self.bases[n])
+            tfs.append(t[keep])
+            blocks.append((segment, where, t, keep))
+        docs_all, tfs_all = np.concatenate(docs), np.concatenate(tfs)
+        if not len(docs_all):
+            return None
+        if not self.has_positions:
+            return Postings(docs_all, tfs_all, self._no_positions)
 
-    def postings_at(self, i: int) -> Postings:
-        info = self._term_info
-        df = int(info["df"][i])
-        docs_buf = self._bytes(DOCS)[info["docs"][i] : info["docs"][i + 1]]
-        freqs_buf = self._bytes(FREQS)[info["freqs"][i] : info["freqs"][i + 1]]
-        positions_buf = (
-            self._bytes(POSITIONS)[info["positions"][i] : info["positions"][i + 1]] if self.has_positions else None
+        def positions() -> tuple[np.ndarray, np.ndarray]:
+            flat = []
+            for segment, (at, counts), t, keep in blocks:
+                starts, pos = decode_positions(segment.postings_buffer, segment.words, at, counts, t)
+                flat += [pos[starts[j] : starts[j + 1]] for j in np.flatnonzero(keep).tolist()]
+            lengths = np.array([len(p) for p in flat], dtype=np.int64)
+            offsets = np.concatenate(([0], np.cumsum(lengths)))
+            return offsets, np.concatenate(flat) if flat else np.zeros(0, np.int64)
+
+        return Postings(docs_all, tfs_all, positions)
+
+    def _no_positions(self):
+        raise IndexFormatError(
+            f"{self.path} was built with --no-positions; rebuild it with positions for phrase queries"
         )
-        try:
-            flagged = decode_varints(docs_buf, df)
-            docs = np.cumsum(flagged >> 1)
-            tfs = np.ones(df, dtype=np.int64)
-            several = np.flatnonzero((flagged & 1) == 0)
-            tfs[several] = decode_varints(freqs_buf, len(several))
-        except IndexFormatError as err:
-            raise self._error(f"postings of term {self.term(i)!r}: {err} (damaged file)") from None
-        if df and (docs[-1] >= self.doc_count or tfs.min() < 1):
-            raise self._error(f"postings of term {self.term(i)!r} are out of range (damaged file)")
-        return Postings(docs, tfs, positions_buf)
+
+    def deleted_df(self, segment: int, term_id: int) -> int:
+        """Postings of term `term_id` of `segment` that belong to deleted documents."""
+        gone = self.deletions[segment]
+        at = int(np.searchsorted(gone.terms, term_id))
+        return int(gone.counts[at]) if at < len(gone.terms) and int(gone.terms[at]) == term_id else 0
 
     # -- checking -------------------------------------------------------------------------------
 
     def verify(self) -> list[str]:
-        """Check every section's checksum; returns the names of the damaged sections (empty: all good)."""
-        return [s.name for s in self.sections.values() if zlib.crc32(self._bytes(s.kind)) != s.crc]
+        """Check every page of every segment; the names of the damaged sections (empty: all good)."""
+        damaged = []
+        for n, segment in enumerate(self.segments):
+            damaged += [f"segment {n} {name}" for name in segment.damaged_sections()]
+        return damaged
+
+
+def _decode_all(segment: SegmentReader, i: int):
+    """Every posting of term i of a segment: (docs, tfs, (positions offsets, block counts))."""
+    header = segment.header(i)
+    offsets, counts = header.block_offsets(), header.block_counts()
+    buf = segment.postings_buffer
+    segment.check_postings(header.start, segment.term_end(i))
+    docs, tfs = decode_blocks(buf, segment.words, offsets, counts, header.block_previous())
+    if header.skips is None:
+        at = offsets + block_lengths(buf, offsets, counts)
+    else:
+        at = header.positions_offsets()
+    return docs, tfs, (at, counts)
+
+
+def _live_mask(docs: np.ndarray, deleted: np.ndarray) -> np.ndarray:
+    if not len(deleted):
+        return np.ones(len(docs), dtype=bool)
+    return ~np.isin(docs, deleted.astype(np.int64))
