@@ -72,7 +72,8 @@ def test_plain_output_has_results_on_stdout_and_messages_on_stderr(runner, small
 def test_search_with_no_hits_exits_zero(runner, small_index):
     result = runner.invoke(cli, ["search", str(small_index), "zzzunknown", "--json"], catch_exceptions=False)
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == {"query": "zzzunknown", "total_hits": 0, "results": []}
+    empty = {"query": "zzzunknown", "total_hits": 0, "total_hits_relation": "eq", "results": []}
+    assert json.loads(result.stdout) == empty
 
 
 def _one_line_error(result, code: int, *needles: str) -> None:

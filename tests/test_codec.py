@@ -12,6 +12,9 @@ from hypothesis import strategies as st
 from indexer.errors import IndexFormatError
 from indexer.store.codec import (
     BLOCK,
+    COMPLETE,
+    IMPACTS,
+    LENGTHS,
     TermEncoder,
     bit_widths,
     block_lengths,
@@ -105,8 +108,25 @@ def test_terms_round_trip_through_blocks(seed, max_df):
         if header.skips is not None:
             blocks = [slice(first[t] + b, first[t] + min(df[t], b + BLOCK)) for b in range(0, int(df[t]), BLOCK)]
             assert header.skips["last_doc"].tolist() == [int(docs[b][-1]) for b in blocks]
-            assert header.skips["max_tf"].tolist() == [int(tfs[b].max()) for b in blocks]
-            assert header.skips["min_length"].tolist() == [int(lengths[docs[b]].min()) for b in blocks]
+            for skip, b in zip(header.skips, blocks):
+                _check_impacts(skip, tfs[b], lengths[docs[b]])
+
+
+def _check_impacts(skip, tfs: np.ndarray, lengths: np.ndarray) -> None:
+    """The kept pairs lie on the block's frontier, include its shortest-doc and highest-tf ends,
+    and (the property search relies on) bound every posting: each posting is beaten by a kept pair,
+    or, when some of the frontier was left out, by the corner between two kept neighbours."""
+    codes = skip["length"].astype(np.int64)
+    complete = bool(codes[0] & COMPLETE)
+    kept_len = LENGTHS[codes & ~COMPLETE]
+    kept_tf = skip["tf"].astype(np.int64)
+    assert kept_tf[-1] == tfs.max() and kept_len[0] <= lengths.min()
+    assert (np.diff(kept_tf) >= 0).all() and (np.diff(kept_len) >= 0).all()
+    covers = [(kept_tf[i], kept_len[i]) for i in range(IMPACTS)]
+    if not complete:
+        covers += [(kept_tf[i + 1], kept_len[i]) for i in range(IMPACTS - 1)]
+    for tf, length in zip(tfs.tolist(), lengths.tolist()):
+        assert any(ct >= tf and cl <= length for ct, cl in covers), (tf, length, covers)
 
 
 @pytest.mark.parametrize("pieces", [[1000], [1, 999], [128, 128, 744], [300, 5, 695], [127, 2, 871]])

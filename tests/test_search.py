@@ -236,7 +236,8 @@ def invoke(runner, *args, ok=True):
 def test_no_hit_query_exits_0_with_empty_results(runner, tmp_path):
     index = build(tmp_path, THREE)
     result = invoke(runner, "search", index, "nothingmatches", "--json")
-    assert json.loads(result.stdout) == {"query": "nothingmatches", "total_hits": 0, "results": []}
+    empty = {"query": "nothingmatches", "total_hits": 0, "total_hits_relation": "eq", "results": []}
+    assert json.loads(result.stdout) == empty
     assert invoke(runner, "search", index, "zzz").stdout == ""
 
 
@@ -410,20 +411,16 @@ def test_search_function_opens_and_closes(tmp_path):
     assert [h.doc for h in search(index, "banana", k=1).hits] == ["d1.txt"]
 
 
-def test_the_postings_cache_is_bounded_and_changes_no_result(tmp_path, monkeypatch):
+def test_the_term_cache_is_bounded_and_changes_no_result(tmp_path, monkeypatch):
     search_module = importlib.import_module("indexer.retrieval.searcher")
     index = build(tmp_path, random_docs(seed=12, count=60))
     queries = ["merge sort", "run", "the of and", "disk memory worker", '"merge sort" OR run', "café"] * 2
     with open_index(index) as reader:
         expected = [Searcher(reader).search(q, k=20) for q in queries]
-        monkeypatch.setattr(search_module, "CACHE_POSTINGS", 40)
         monkeypatch.setattr(search_module, "CACHE_TERMS", 3)
         searcher = Searcher(reader)
         assert [searcher.search(q, k=20) for q in queries] == expected
-        cached = [entry for entry in searcher._cache.values() if entry is not None]
-        assert len(searcher._cache) <= 3
-        assert searcher._cached_postings == sum(len(e.postings.docs) for e in cached)
-        assert searcher._cached_postings <= 40 or len(searcher._cache) == 1
+        assert len(searcher._terms) <= 3
 
 
 def test_snippets_on_a_terminal_use_ansi_bold(runner, tmp_path, monkeypatch):

@@ -47,10 +47,16 @@ class BM25:
         tf = np.asarray(tfs, dtype=np.float64)
         return idf * tf / (tf + norms)
 
-    def upper_bound(self, max_tf, min_length, idf: float, stats: CollectionStats):
-        """A bound on the weight in any document with tf <= max_tf and length >= min_length: the
-        weight grows with tf and falls with length."""
-        return self.weights(max_tf, self.norms(min_length, stats), idf)
+    def upper_bound(self, tfs: np.ndarray, lengths: np.ndarray, complete: np.ndarray, idf: float, stats):
+        """A bound on the weight in each block from its impacts: (tf, length) pairs of its
+        competitive frontier, shortest first (rows of `tfs` and `lengths`). The weight grows with
+        tf and falls with length, so a posting is bounded by the frontier pair that beats it, and
+        one between two kept pairs by the corner (the next pair's tf, this pair's length) when the
+        block's frontier was not kept whole (`complete` False)."""
+        norms = self.norms(lengths, stats)
+        best = self.weights(tfs, norms, idf).max(axis=1)
+        corners = self.weights(tfs[:, 1:], norms[:, :-1], idf).max(axis=1, initial=0.0)
+        return np.where(complete, best, np.maximum(best, corners))
 
 
 SCORERS = {BM25.name: BM25}

@@ -1,41 +1,30 @@
 """Searcher: a query on an open index -> the matching documents ranked by BM25.
 
-Plain words rank every document that holds any of them (term at a time: only documents in the
-touched posting lists are scored); boolean operators and phrases first narrow the matching set
-(indexer.retrieval.query), then the scorer over the query's positive terms ranks what matched. A
-batch of queries runs through `Searcher.search_many`.
+It parses and analyzes the query, looks its terms up (remembering recent ones), runs it on an
+engine (indexer.retrieval.engine: the block engine, or the exhaustive oracle) and turns the
+ranking into hits with names and, when asked, snippets. A batch of queries runs through
+`Searcher.search_many`.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-import numpy as np
-
 from indexer.analysis import Analyzer, AnalyzerConfig
 from indexer.errors import ArgumentError, QueryError
-from indexer.retrieval.query import Node, is_plain, looks_plain, match_docs, parse_query, query_terms
+from indexer.retrieval.engine import BlockEngine, ExhaustiveEngine, Prepared
+from indexer.retrieval.query import Node, is_plain, looks_plain, parse_query, query_terms
 from indexer.retrieval.scoring import DEFAULT_B, DEFAULT_K1, make_scorer
 from indexer.retrieval.snippets import Snippet, SnippetMaker
-from indexer.retrieval.stats import CollectionStats
-from indexer.store.index import IndexReader, Postings
+from indexer.retrieval.terms import QueryTerm, look_up
+from indexer.store.index import IndexReader
 
-# Decoded postings and their BM25 weights are kept across the queries of a Searcher, up to about
-# this many postings (~24 bytes each): a batch's common terms are decoded once, as bm25s computes
-# every weight once at indexing time.
-CACHE_POSTINGS = 4_000_000
-CACHE_TERMS = 100_000
-
-
-@dataclass(frozen=True)
-class _Term:
-    postings: Postings
-    idf: float
-    weights: np.ndarray  # the BM25 weight of the term in each of postings.docs
+CACHE_TERMS = 100_000  # looked-up terms a Searcher remembers (a batch meets its common words often)
+ENGINES = ("blocks", "exhaustive")
 
 
 @dataclass(frozen=True)
@@ -56,12 +45,18 @@ class Hit:
 @dataclass(frozen=True)
 class SearchResult:
     query: str
-    total_hits: int
+    total_hits: int  # matching documents: exact when total_hits_relation is "eq", else at least this many
     hits: list[Hit]
     notes: tuple[str, ...] = ()  # what the user should know: a query searched as plain words, no words
+    total_hits_relation: str = "eq"  # "eq" or "gte", as Elasticsearch says it
 
     def to_dict(self) -> dict:
-        return {"query": self.query, "total_hits": self.total_hits, "results": [h.to_dict() for h in self.hits]}
+        return {
+            "query": self.query,
+            "total_hits": self.total_hits,
+            "total_hits_relation": self.total_hits_relation,
+            "results": [h.to_dict() for h in self.hits],
+        }
 
 
 def open_index(path: Path) -> IndexReader:
@@ -70,59 +65,60 @@ def open_index(path: Path) -> IndexReader:
 
 
 class Searcher:
-    """Answers queries on one open index with fixed BM25 parameters."""
+    """Answers queries on one open index with fixed BM25 parameters.
 
-    def __init__(self, reader: IndexReader, k1: float = DEFAULT_K1, b: float = DEFAULT_B, scorer: str = "bm25"):
+    `engine` is "blocks" (pruning, the default) or "exhaustive" (every posting decoded: the
+    oracle the tests hold the block engine to). Raises ArgumentError for k1 or b out of range.
+    """
+
+    def __init__(
+        self,
+        reader: IndexReader,
+        k1: float = DEFAULT_K1,
+        b: float = DEFAULT_B,
+        scorer: str = "bm25",
+        engine: str = "blocks",
+    ):
+        if engine not in ENGINES:
+            raise ArgumentError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
         self.reader = reader
         self.k1, self.b = k1, b
         self.scorer = make_scorer(scorer, k1=k1, b=b)
-        self.stats = CollectionStats(reader.doc_count, reader.meta.tokens)
         self.analyzer = Analyzer(AnalyzerConfig.from_dict(reader.meta.analyzer))
-        self._cache: dict[str, _Term | None] = {}
-        self._cached_postings = 0
+        self._terms: OrderedDict[str, QueryTerm | None] = OrderedDict()
+        if engine == "blocks":
+            self.engine = BlockEngine(reader, self.scorer, self._look_up)
+        else:
+            self.engine = ExhaustiveEngine(reader, self.scorer)
 
-    @cached_property
-    def _norms(self) -> np.ndarray:
-        return self.scorer.norms(self.reader.doc_lengths, self.stats)
-
-    # the `source` protocol of indexer.retrieval.query
-    @property
-    def doc_count(self) -> int:
-        return self.reader.doc_count
-
-    def postings(self, term: str) -> Postings | None:
-        entry = self._term(term)
-        return None if entry is None else entry.postings
-
-    def _term(self, term: str) -> _Term | None:
-        """The term's postings and weights (None: not in the index), from the cache when there."""
-        if term in self._cache:  # least recently used first: move a hit to the end
-            entry = self._cache[term] = self._cache.pop(term)
-            return entry
-        postings = self.reader.postings(term)
-        entry = None
-        if postings is not None:
-            idf = float(self.scorer.idf(len(postings.docs), self.stats))
-            entry = _Term(postings, idf, self.scorer.weights(postings.tfs, self._norms[postings.docs], idf))
-            self._cached_postings += len(postings.docs)
-        while self._cache and (self._cached_postings > CACHE_POSTINGS or len(self._cache) >= CACHE_TERMS):
-            oldest = self._cache.pop(next(iter(self._cache)))
-            self._cached_postings -= 0 if oldest is None else len(oldest.postings.docs)
-        self._cache[term] = entry
-        return entry
+    def _look_up(self, term: str) -> QueryTerm | None:
+        """A term in every segment (None: no live document holds it), the recent ones remembered."""
+        if term in self._terms:
+            self._terms.move_to_end(term)
+            return self._terms[term]
+        found = look_up(self.reader, term)
+        self._terms[term] = found
+        if len(self._terms) > CACHE_TERMS:
+            self._terms.popitem(last=False)
+        return found
 
     @cached_property
     def _snippets(self) -> SnippetMaker:
         return SnippetMaker(self.reader, self.analyzer)
 
-    def search(self, query: str, k: int = 10, snippets: bool = False, syntax: bool = True) -> SearchResult:
+    def search(
+        self, query: str, k: int = 10, snippets: bool = False, syntax: bool = True, count: bool = False
+    ) -> SearchResult:
         """The top `k` documents for `query`, each with a snippet of its text if `snippets`.
 
         `syntax=False` takes the query as plain words, operators and quotes included (natural
-        language queries of test collections). Raises QueryError for a malformed query. A snippet
-        whose source file moved or changed says so in its text (see indexer.retrieval.snippets), never an error.
+        language queries of test collections). The hit count is exact when it comes cheap, else a
+        lower bound (total_hits_relation "gte"); `count` makes it exact. Raises QueryError for a
+        malformed query. A snippet whose source moved or changed says so in its text (see
+        indexer.retrieval.snippets), never an error.
         """
-        return self._search(query, parse_query(query) if syntax and not looks_plain(query) else None, k, snippets)
+        node = parse_query(query) if syntax and not looks_plain(query) else None
+        return self._search(query, node, k, snippets, count=count)
 
     def search_many(
         self,
@@ -131,6 +127,7 @@ class Searcher:
         snippets: bool = False,
         syntax: bool = True,
         strict: bool = True,
+        count: bool = False,
     ) -> Iterator[tuple[str, SearchResult]]:
         """Answer (query id, text) pairs in order, yielding (query id, result) for each.
 
@@ -150,69 +147,48 @@ class Searcher:
                         raise QueryError(f"query {qid!r}: {err}") from None
                     notes = (f"bad query ({err}); searched as plain words",)
             parsed.append((qid, text, node, notes))
-        return ((qid, self._search(text, node, k, snippets, notes)) for qid, text, node, notes in parsed)
+        return ((qid, self._search(text, node, k, snippets, notes, count)) for qid, text, node, notes in parsed)
 
     def _search(
-        self, query: str, node: Node | None, k: int, snippets: bool, notes: tuple[str, ...] = ()
+        self,
+        query: str,
+        node: Node | None,
+        k: int,
+        snippets: bool,
+        notes: tuple[str, ...] = (),
+        count: bool = False,
     ) -> SearchResult:
         if k < 0:
             raise ArgumentError(f"k must be 0 or more, not {k}")
-        n = self.reader.doc_count
         if node is None:  # plain words: every scored document matches
             terms = self.analyzer.terms(query)
-            matched = None
         else:
             terms = query_terms(node, self.analyzer.positioned_terms)
-            matched = None if is_plain(node) else match_docs(node, self, self.analyzer.positioned_terms)
+            node = None if is_plain(node) else node
         if not terms:
             notes = (*notes, NO_WORDS)
         # a term that occurs several times in the query counts as often, as in Lucene and bm25s
-        weights = Counter(terms)
-        idfs = dict.fromkeys(weights, 0.0)  # snippets weigh the terms by idf
-        docs, contributions = [], []
-        for term, times in weights.items():
-            entry = self._term(term)
-            if entry is None:
-                continue
-            idfs[term] = entry.idf
-            docs.append(entry.postings.docs)
-            contributions.append(entry.weights if times == 1 else entry.weights * times)
-        if docs:  # one pass over all the postings; per doc, terms are still added in query order
-            scores = np.bincount(np.concatenate(docs), np.concatenate(contributions), minlength=n)
-        else:
-            scores = np.zeros(n, dtype=np.float64)
-        # every BM25 weight is > 0 (idf > 0, tf >= 1), so the docs holding a term are the nonzero scores
-        candidates = np.flatnonzero(scores) if matched is None else np.asarray(matched, dtype=np.int64)
-        top = _top_k(candidates, scores[candidates], k)
+        prepared = Prepared(node, dict(Counter(terms)), self.analyzer.positioned_terms)
+        ranking = self.engine.run(prepared, k, count)
         hits = [
             Hit(
                 rank=i + 1,
                 doc=self.reader.doc_name(d),
-                score=float(scores[d]),
+                score=s,
                 doc_id=d,
-                snippet=self._snippets.snippet(d, idfs) if snippets else None,
+                snippet=self._snippets.snippet(d, ranking.idfs) if snippets else None,
             )
-            for i, d in enumerate(top.tolist())
+            for i, (d, s) in enumerate(zip(ranking.docs.tolist(), ranking.scores.tolist()))
         ]
-        return SearchResult(query, len(candidates), hits, notes)
+        return SearchResult(query, ranking.total, hits, notes, "eq" if ranking.exact else "gte")
 
 
 NO_WORDS = "no searchable words in the query (only stopwords, punctuation or words too long to index)"
 
 
-def _top_k(docs: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-    """The k docs with the highest scores, ties broken by lower doc id."""
-    if k == 0:
-        return docs[:0]
-    if len(docs) > k:
-        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
-        keep = scores >= kth
-        docs, scores = docs[keep], scores[keep]
-    order = np.lexsort((docs, -scores))[:k]
-    return docs[order]
-
-
-def search(index: Path, query: str, k: int = 10, k1: float = DEFAULT_K1, b: float = DEFAULT_B) -> SearchResult:
-    """Open `index`, answer one query, close it."""
+def search(
+    index: Path, query: str, k: int = 10, k1: float = DEFAULT_K1, b: float = DEFAULT_B, **options
+) -> SearchResult:
+    """Open `index`, answer one query (options as Searcher.search takes them), close it."""
     with open_index(index) as reader:
-        return Searcher(reader, k1, b).search(query, k)
+        return Searcher(reader, k1, b).search(query, k, **options)

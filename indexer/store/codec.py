@@ -23,7 +23,25 @@ import numpy as np
 from indexer.errors import IndexFormatError
 
 BLOCK = 128
-SKIP = np.dtype([("last_doc", "<u4"), ("data", "<u4"), ("positions", "<u4"), ("max_tf", "<u4"), ("min_length", "<u4")])
+IMPACTS = 4  # (tf, doc length) pairs kept per block to bound its best score
+SKIP = np.dtype(
+    [
+        ("last_doc", "<u4"),
+        ("data", "<u4"),
+        ("positions", "<u4"),
+        ("tf", "<u2", (IMPACTS,)),  # 65535: that many or more
+        ("length", "u1", (IMPACTS,)),  # LENGTHS code, rounded down; bit 7 of the first: all pairs kept
+    ]
+)
+MAX_TF = 0xFFFF
+COMPLETE = 0x80
+# Doc lengths in one byte (rounded down, so a bound stays a bound): exact below 32, then 10% apart
+LENGTHS = np.unique(np.concatenate((np.arange(32), np.floor(32 * 1.1 ** np.arange(96))))).astype(np.int64)[:128]
+
+
+def length_codes(lengths: np.ndarray) -> np.ndarray:
+    """The largest code whose length is at most each length."""
+    return (np.searchsorted(LENGTHS, np.asarray(lengths, dtype=np.int64), side="right") - 1).astype(np.uint8)
 MAX_VARINT_BYTES = 10  # 64-bit values
 
 
@@ -293,14 +311,37 @@ class _Blocks:
         self.gaps = gaps
         if len(self.start):
             self.doc_width = bit_widths(np.maximum.reduceat(gaps, self.start))
-            self.max_tf = np.maximum.reduceat(tfs, self.start)
-            self.tf_width = bit_widths(self.max_tf - 1)
-            self.min_length = np.minimum.reduceat(np.asarray(doc_lengths)[docs], self.start).astype(np.int64)
+            self.tf_width = bit_widths(np.maximum.reduceat(tfs, self.start) - 1)
             self.last_doc = docs[self.start + self.count - 1]
             self.cf = np.add.reduceat(tfs, self.start)
+            self.impact_tf, self.impact_length = self._impacts(np.asarray(doc_lengths)[docs])
         else:
             empty = np.zeros(0, np.int64)
-            self.doc_width = self.max_tf = self.tf_width = self.min_length = self.last_doc = self.cf = empty
+            self.doc_width = self.tf_width = self.last_doc = self.cf = empty
+            self.impact_tf = self.impact_length = np.zeros((0, IMPACTS), np.int64)
+
+    def _impacts(self, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per block, IMPACTS (tf, length code) pairs from its competitive frontier: the postings
+        no other beats on both tf (higher) and length (shorter). With all of the frontier kept, the
+        best of its pairs bounds every posting's score; with some left out (bit 7 of the first
+        code clear), so do the corners between kept neighbours, for any k1 and b."""
+        block = np.repeat(np.arange(len(self.start)), self.count)
+        tfs = np.minimum(self.tfs, MAX_TF)
+        order = np.lexsort((-tfs, lengths, block))  # per block: shortest first, highest tf first
+        b, tf, length = block[order], tfs[order], lengths[order]
+        key = (b << 17) | tf
+        best = np.maximum.accumulate(key)
+        front = np.ones(len(key), dtype=bool)  # a posting raising its block's best tf so far
+        front[1:] = (key[1:] > best[:-1]) | (b[1:] != b[:-1])
+        b, tf, length = b[front], tf[front], length[front]
+        size = np.bincount(b, minlength=len(self.start))
+        first = _segment_starts(size)
+        k = np.arange(IMPACTS)
+        spread = np.round(k[None, :] * (size[:, None] - 1) / (IMPACTS - 1)).astype(np.int64)
+        pick = first[:, None] + np.where(size[:, None] <= IMPACTS, np.minimum(k[None, :], size[:, None] - 1), spread)
+        codes = length_codes(length[pick]).astype(np.int64)
+        codes[:, 0] |= np.where(size <= IMPACTS, COMPLETE, 0)
+        return tf[pick], codes
 
     def postings(self) -> tuple[np.ndarray, np.ndarray]:
         """Every block's postings bytes, one block after another, and each block's length:
@@ -339,7 +380,7 @@ class _Blocks:
         """Skip entries of every block: where its postings and positions start, given where its
         term's first block and first positions start (per block, or one number)."""
         skips = np.zeros(len(self.block_term), dtype=SKIP)
-        skips["last_doc"], skips["max_tf"], skips["min_length"] = self.last_doc, self.max_tf, self.min_length
+        skips["last_doc"], skips["tf"], skips["length"] = self.last_doc, self.impact_tf, self.impact_length
         skips["data"] = post_before + _within(post_len, self.nblocks)
         skips["positions"] = pos_before + _within(pos_len, self.nblocks)
         return skips

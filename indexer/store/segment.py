@@ -259,6 +259,8 @@ class SegmentReader:
         self._postings_size = self.sections[POSTINGS][1]
         self._postings = self.buf[self._postings_at :]
         self.words = word_view(self._postings)
+        self.postings_at = self._postings_at
+        self.checked_terms: set[int] = set()  # terms whose whole data has been checked
 
     def _error(self, what: str) -> IndexFormatError:
         return IndexFormatError(f"{self.where}: {what} (damaged file); run 'indexer verify', then rebuild it")
@@ -279,6 +281,11 @@ class SegmentReader:
                     )
                     raise self._error(f"checksum mismatch in {what}")
                 self._checked[page] = True
+
+    def check_pages(self, pages: np.ndarray) -> None:
+        """Verify these pages (segment page numbers), each once."""
+        for page in pages[~self._checked[pages]].tolist() if len(pages) else ():
+            self.check(page * PAGE, page * PAGE + 1)
 
     def _page_crc(self, page: int) -> int:
         return zlib.crc32(self.buf[page * PAGE : min((page + 1) * PAGE, self._paged_end)])
