@@ -185,7 +185,6 @@ class BlockEngine:
         matched = len(np.union1d(np.concatenate(seen), live_small))  # every doc of a small term matches
         return best_docs, best_scores, matched, scored == candidates
 
-
     def _score_all(self, scoring: _Scoring, n: int, chosen):
         """Exact scores of every doc in the chosen blocks (None: all) of the given terms."""
         segment = self.reader.segments[n]

@@ -42,6 +42,8 @@ LENGTHS = np.unique(np.concatenate((np.arange(32), np.floor(32 * 1.1 ** np.arang
 def length_codes(lengths: np.ndarray) -> np.ndarray:
     """The largest code whose length is at most each length."""
     return (np.searchsorted(LENGTHS, np.asarray(lengths, dtype=np.int64), side="right") - 1).astype(np.uint8)
+
+
 MAX_VARINT_BYTES = 10  # 64-bit values
 
 
