@@ -48,11 +48,17 @@ class CorpusPlan:
 
 
 def plan_corpus(
-    paths: list[Path], chunk_size: int, options: ReadOptions = ReadOptions(), ignore: Path | None = None
+    paths: list[Path],
+    chunk_size: int,
+    options: ReadOptions = ReadOptions(),
+    ignore: Path | None = None,
+    only: set[str] | None = None,
 ) -> CorpusPlan:
     """Find every document file under `paths` and group them into chunks of about `chunk_size` bytes.
 
     `ignore` (an absolute path) is left out: the index being written, when it lies in the corpus.
+    With `only` (absolute paths), only those files are planned (an update's new and changed files),
+    and no file at all is no error.
     A file whose reader can split it (JSONL, TREC; not gzip-compressed) and that is larger than
     `chunk_size` is cut into byte ranges. Raises CorpusError when a path does not exist, the format
     or encoding is unknown, no file is found at all, or (with options.strict) a file is skipped.
@@ -61,7 +67,8 @@ def plan_corpus(
     skipped = SkipLog()
     files: list[str] = []
     pieces: list[tuple[Piece, int]] = []  # (piece, bytes)
-    for path, rel, size in _find_files(paths, options, skipped, ignore):
+    for found_file in find_files(paths, options, skipped, ignore, missing_ok=only is not None, only=only):
+        path, rel, size = found_file.path, found_file.rel, found_file.size
         found = _pieces(path, rel, size, len(files), chunk_size, options, skipped)
         if found:
             files.append(os.path.abspath(path))
@@ -69,7 +76,7 @@ def plan_corpus(
     if options.strict and skipped.counts:
         reason = next(iter(skipped.counts))
         raise CorpusError(strict_message(reason, skipped.examples[reason][0]))
-    if not files:
+    if not files and only is None:
         raise CorpusError(f"nothing to index: no files found in {', '.join(map(display_path, paths))}")
     roots = tuple(os.path.abspath(p) for p in paths)
     return CorpusPlan(_chunks(pieces, chunk_size), files, sum(size for _, size in pieces), skipped, roots)
@@ -86,10 +93,25 @@ def _check_options(options: ReadOptions) -> None:
         ) from None
 
 
-def _find_files(
-    paths: list[Path], options: ReadOptions, skipped: SkipLog, ignore: Path | None
-) -> Iterator[tuple[Path, str, int]]:
-    """(path, relative name, size) of each regular file to index, in a stable order."""
+@dataclass(frozen=True)
+class FoundFile:
+    path: Path
+    rel: str  # the name relative to its corpus argument (a text file's document id)
+    size: int
+    mtime_ns: int
+
+
+def find_files(
+    paths: list[Path],
+    options: ReadOptions,
+    skipped: SkipLog,
+    ignore: Path | None = None,
+    missing_ok: bool = False,
+    only: set[str] | None = None,
+) -> Iterator[FoundFile]:
+    """Each regular file to index under `paths`, in a stable order. `ignore` (an absolute path)
+    is left out; with `only`, so is every file whose absolute path is not in it. A path that does
+    not exist is an error unless `missing_ok` (it then holds no files)."""
     ignored = os.path.abspath(ignore) if ignore is not None else None
     for root in map(Path, paths):
         if root.is_file():
@@ -97,11 +119,15 @@ def _find_files(
         elif root.is_dir():
             found = _walk(root, options, skipped)
         elif not root.exists():
+            if missing_ok:
+                continue
             raise CorpusError(f"{display_path(root)}: no such file or folder")
         else:
             raise CorpusError(f"{display_path(root)}: not a regular file or folder")
         for path, rel in found:
             if not _selected(rel, options) or os.path.abspath(path) == ignored:
+                continue
+            if only is not None and os.path.abspath(path) not in only:
                 continue
             try:
                 st = os.stat(path)
@@ -111,7 +137,7 @@ def _find_files(
             if not stat.S_ISREG(st.st_mode):  # a FIFO, socket or device: reading it could block or never end
                 skipped.add(SkipReason.NOT_REGULAR_FILE, display_path(path))
                 continue
-            yield path, rel, st.st_size
+            yield FoundFile(path, rel, st.st_size, st.st_mtime_ns)
 
 
 def _pieces(

@@ -12,7 +12,8 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from indexer.corpus.discover import CorpusPlan, plan_corpus
 from indexer.corpus.readers import ReadOptions
 from indexer.corpus.skips import EXAMPLES_PER_REASON, SkipReason
 from indexer.errors import CorpusError, IndexerError
-from indexer.indexing.executors import cpu_count, make_executor
+from indexer.indexing.executors import Executor, cpu_count, make_executor
 from indexer.indexing.invert import InvertSettings, RunSummary, invert_chunk
 from indexer.indexing.merge import RangeSummary, TermRange, combine_runs, merge_range, plan_ranges
 from indexer.indexing.parts import read_part
@@ -106,88 +107,158 @@ def build_index(
     output = _write_target(Path(output))
     _check_output(output)
     with writer_lock(output):
-        leftovers = remove_leftovers(output.parent)
-        if options.tmp_dir is not None and Path(options.tmp_dir).resolve() != output.parent.resolve():
-            leftovers += remove_leftovers(Path(options.tmp_dir))
-        stats = _build(paths, output, options, on_progress, executor, started)
-    return replace(stats, leftovers_removed=leftovers)
+        leftovers = remove_build_leftovers(output, options.tmp_dir)
+        plan = plan_corpus(list(paths), options.chunk_size, options.read, ignore=Path(os.path.abspath(output)))
+        processes = executor.processes if executor is not None else options.processes or cpu_count()
+        processes = max(1, min(processes, len(plan.chunks))) if executor is None else processes
+        timings = {"plan": time.perf_counter() - started}
+        with work_session(output, options, executor, processes) as session:
+            indexed = index_documents(session, plan, options, on_progress, timings)
+            if indexed.documents == 0:
+                reasons = ", ".join(f"{n} {SkipReason(r).label}" for r, n in indexed.skipped.items()) or "no documents"
+                raise CorpusError(f"nothing to index in {', '.join(map(str, paths))}: {reasons}")
+            mark = time.perf_counter()
+            session.writing = output
+            meta = IndexMeta(
+                analyzer=options.analyzer.to_dict(),
+                positions=options.positions,
+                read=read_info(options.read),
+                corpus=CorpusInfo(tuple(plan.roots)),
+                segments=(SegmentEntry(0, 0, indexed.documents, 0, indexed.tokens),),
+                skipped=indexed.skipped,
+            )
+            with IndexWriter(output) as writer:
+                writer.add_segment(indexed.columns)
+                writer.commit(meta, [Deletions.none()])
+            timings["write"] = time.perf_counter() - mark
+    return BuildStats(
+        documents=indexed.documents,
+        terms=indexed.terms,
+        postings=indexed.postings,
+        tokens=indexed.tokens,
+        bytes_read=indexed.bytes_read,
+        seconds=time.perf_counter() - started,
+        processes=processes,
+        skipped=sum(n for code, n in indexed.skipped.items() if not SkipReason(code).kept),
+        repaired=sum(n for code, n in indexed.skipped.items() if SkipReason(code).kept),
+        skipped_by_reason=indexed.skipped,
+        skipped_examples=indexed.examples,
+        index=str(output),
+        index_bytes=output.stat().st_size,
+        timings=timings,
+        leftovers_removed=leftovers,
+    )
 
 
-def _build(paths, output: Path, options: BuildOptions, on_progress, executor, started: float) -> BuildStats:
-    timings: dict[str, float] = {}
-    plan = plan_corpus(list(paths), options.chunk_size, options.read, ignore=Path(os.path.abspath(output)))
-    processes = executor.processes if executor is not None else options.processes or cpu_count()
-    processes = max(1, min(processes, len(plan.chunks))) if executor is None else processes
-    timings["plan"] = time.perf_counter() - started
-    own_executor = executor is None
+def read_info(read: ReadOptions) -> ReadInfo:
+    return ReadInfo(read.format, read.id_fields, read.text_fields, read.encoding, read.include, read.exclude)
+
+
+def remove_build_leftovers(output: Path, tmp_dir: Path | None) -> list[str]:
+    """Remove what killed builds left beside `output` and in `tmp_dir`; their paths."""
+    removed = remove_leftovers(output.parent)
+    if tmp_dir is not None and Path(tmp_dir).resolve() != output.parent.resolve():
+        removed += remove_leftovers(Path(tmp_dir))
+    return removed
+
+
+@dataclass
+class Session:
+    """What indexing work shares: its temporary folder and executor, and what it is writing (for
+    the message when the disk is full)."""
+
+    tmp: str
+    executor: Executor
+    processes: int
+    share: int  # each worker's part of the memory budget (the parent keeps one)
+    writing: str | Path
+
+
+@contextmanager
+def work_session(output: Path, options: BuildOptions, executor: Executor | None, processes: int):
+    """A temporary folder beside `output` (or in options.tmp_dir) and an executor (`executor`, or
+    a new one of `processes`); on the way out the workers are stopped (at once after an error or
+    a signal) and the folder removed. A full disk becomes one IndexerError naming what was written."""
     tmp = _make_tmp_dir(options.tmp_dir, output)
-    writing = tmp  # what a full disk would be full of
+    own = executor is None
+    session = None
     finished = False
     try:
-        if own_executor:
-            executor = make_executor(processes)
-        executor.check_paths([tmp, plan.chunks[0].pieces[0].path])  # workers elsewhere (Dask) must see our files
-        share = options.memory // (processes + 1)  # each worker's memory; the parent keeps one share
-        settings = InvertSettings(options.analyzer, options.read, options.positions, share)
-        summaries = _invert(executor, plan, settings, tmp, on_progress, timings)
-        mark = time.perf_counter()
-        documents = sum(s.documents for s in summaries)
-        skipped, examples = _skips(plan, summaries)
-        if options.read.strict and skipped:
-            details = ", ".join(f"{n} {SkipReason(r).label} (first: {examples[r][0]})" for r, n in skipped.items())
-            raise CorpusError(f"{details}; --strict refuses skipped or repaired input: fix it or drop --strict")
-        if documents == 0:
-            reasons = ", ".join(f"{n} {SkipReason(r).label}" for r, n in skipped.items()) or "no documents"
-            raise CorpusError(f"nothing to index in {', '.join(map(str, paths))}: {reasons}")
-        ranges = _plan_ranges(summaries, processes)
-        runs, offset = [], 0
-        for s in summaries:
-            runs.extend((path, offset) for path in s.runs)
-            offset += s.documents
-        doc_lengths = os.path.join(tmp, "doc-lengths.npy")  # each merge records its blocks' shortest documents
-        np.save(doc_lengths, np.concatenate([read_doc_table(s.docs_path).lengths for s in summaries]))
-        timings["between"] = time.perf_counter() - mark
-        batch_weight = max(1000, share // BYTES_PER_MERGED_POSTING)
-        mark = time.perf_counter()
-        runs = _limit_fan_in(executor, runs, tmp, options.positions, share, batch_weight, on_progress)
-        timings["combine"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-        tasks = [(runs, r, tmp, options.positions, doc_lengths, batch_weight) for r in ranges]
-        parts: list[RangeSummary] = _run_all(executor, merge_range, tasks, "merge", on_progress)
-        timings["merge"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-        stats = BuildStats(
-            documents=documents,
-            terms=sum(p.terms for p in parts),
-            postings=sum(p.postings for p in parts),
-            tokens=sum(s.tokens for s in summaries),
-            bytes_read=sum(s.bytes_read for s in summaries),
-            seconds=0.0,
-            processes=processes,
-            skipped=sum(n for code, n in skipped.items() if not SkipReason(code).kept),
-            repaired=sum(n for code, n in skipped.items() if SkipReason(code).kept),
-            skipped_by_reason=skipped,
-            skipped_examples=examples,
-            index=str(output),
-            index_bytes=0,
-        )
-        writing = output
-        _write(output, plan, summaries, parts, stats, options)
-        timings["write"] = time.perf_counter() - mark
+        session = Session(tmp, executor or make_executor(processes), processes, options.memory // (processes + 1), tmp)
+        yield session
         finished = True
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            hint = "free some space" + (", or use --tmp-dir on a larger disk" if writing == tmp else "")
-            raise IndexerError(f"no space left on device while writing {writing}; {hint}") from None
+            where = session.writing if session else tmp
+            hint = "free some space" + (", or use --tmp-dir on a larger disk" if where == tmp else "")
+            raise IndexerError(f"no space left on device while writing {where}; {hint}") from None
         raise
     finally:
-        if own_executor and executor is not None:
+        if own and session is not None:
             if finished:
-                executor.close()
+                session.executor.close()
             else:  # an error or an interrupt: stop the workers before their folder goes
-                executor.abort()
+                session.executor.abort()
         shutil.rmtree(tmp, ignore_errors=True)
-    return replace(stats, index_bytes=output.stat().st_size, seconds=time.perf_counter() - started, timings=timings)
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """A segment's worth of documents, inverted and merged: its columns (None without documents)."""
+
+    columns: SegmentColumns | None
+    documents: int
+    terms: int
+    postings: int
+    tokens: int
+    bytes_read: int
+    skipped: dict[str, int]
+    examples: dict[str, list[str]]
+
+
+def index_documents(session: Session, plan: CorpusPlan, options: BuildOptions, on_progress, timings: dict) -> Indexed:
+    """Invert the plan's chunks and merge their runs into a segment's columns (left in the
+    session's folder). Raises CorpusError with options.read.strict on any skipped input."""
+    executor, tmp = session.executor, session.tmp
+    executor.check_paths([tmp, *[p.path for p in plan.chunks[0].pieces[:1]]])  # workers elsewhere must see our files
+    settings = InvertSettings(options.analyzer, options.read, options.positions, session.share)
+    summaries = _invert(executor, plan, settings, tmp, on_progress, timings)
+    mark = time.perf_counter()
+    documents = sum(s.documents for s in summaries)
+    skipped, examples = _skips(plan, summaries)
+    if options.read.strict and skipped:
+        details = ", ".join(f"{n} {SkipReason(r).label} (first: {examples[r][0]})" for r, n in skipped.items())
+        raise CorpusError(f"{details}; --strict refuses skipped or repaired input: fix it or drop --strict")
+    bytes_read = sum(s.bytes_read for s in summaries)
+    if documents == 0:
+        return Indexed(None, 0, 0, 0, 0, bytes_read, skipped, examples)
+    ranges = _plan_ranges(summaries, session.processes)
+    runs, offset = [], 0
+    for s in summaries:
+        runs.extend((path, offset) for path in s.runs)
+        offset += s.documents
+    doc_lengths = os.path.join(tmp, "doc-lengths.npy")  # each merge records its blocks' shortest documents
+    np.save(doc_lengths, np.concatenate([read_doc_table(s.docs_path).lengths for s in summaries]))
+    timings["between"] = time.perf_counter() - mark
+    batch_weight = max(1000, session.share // BYTES_PER_MERGED_POSTING)
+    mark = time.perf_counter()
+    runs = _limit_fan_in(executor, runs, tmp, options.positions, session.share, batch_weight, on_progress)
+    timings["combine"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    tasks = [(runs, r, tmp, options.positions, doc_lengths, batch_weight) for r in ranges]
+    parts: list[RangeSummary] = _run_all(executor, merge_range, tasks, "merge", on_progress)
+    timings["merge"] = time.perf_counter() - mark
+    columns = segment_columns(plan, summaries, parts, options.positions, skipped)
+    return Indexed(
+        columns,
+        documents,
+        sum(p.terms for p in parts),
+        sum(p.postings for p in parts),
+        sum(s.tokens for s in summaries),
+        bytes_read,
+        skipped,
+        examples,
+    )
 
 
 def _write_target(output: Path) -> Path:
@@ -306,23 +377,6 @@ def _duplicate_ids(summaries: list[RunSummary]) -> tuple[int, list[str]]:
             else:
                 seen.add(name)
     return count, first
-
-
-def _write(output: Path, plan: CorpusPlan, summaries, parts, stats: BuildStats, options: BuildOptions) -> None:
-    """Write a new index of one segment: these documents and the merged terms."""
-    columns = segment_columns(plan, summaries, parts, options.positions, stats.skipped_by_reason)
-    read = options.read
-    meta = IndexMeta(
-        analyzer=options.analyzer.to_dict(),
-        positions=options.positions,
-        read=ReadInfo(read.format, read.id_fields, read.text_fields, read.encoding, read.include, read.exclude),
-        corpus=CorpusInfo(tuple(plan.roots)),
-        segments=(SegmentEntry(0, 0, stats.documents, 0, stats.tokens),),
-        skipped=stats.skipped_by_reason,
-    )
-    with IndexWriter(output) as writer:
-        writer.add_segment(columns)
-        writer.commit(meta, [Deletions.none()])
 
 
 def segment_columns(

@@ -27,8 +27,6 @@ from indexer.retrieval.terms import QueryTerm, SegmentTerm, decode, look_up, pos
 from indexer.store.index import IndexReader
 
 SAFETY = 1 + 1e-9  # bounds are raised by this much against rounding: a skip is never wrong
-FIRST_ROUND_DOCS = 4  # x k: the best ranges scored first hold about this many documents
-ROUND_GROWTH = 4  # each later round scores up to this many times more ranges than the one before
 EXHAUSTIVE_BELOW = 2048  # postings: a query this small is scored whole, which is cheaper
 
 
@@ -64,12 +62,38 @@ def top_k(docs: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.
 
 
 def accumulate(docs: list[np.ndarray], contributions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Sum each doc's contributions, term after term in the given order: (sorted docs, scores)."""
+    """Sum each doc's contributions, term after term in the given order: (sorted docs, scores).
+    A stable sort keeps each doc's contributions in term order, so every engine adds them alike."""
     if not docs:
         return np.zeros(0, np.int64), np.zeros(0)
+    if len(docs) == 1:
+        return docs[0], contributions[0]
     all_docs = np.concatenate(docs)
-    unique, inverse = np.unique(all_docs, return_inverse=True)
-    return unique, np.bincount(inverse.ravel(), np.concatenate(contributions), minlength=len(unique))
+    order = np.argsort(all_docs, kind="stable")
+    ordered = all_docs[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1]))) if len(ordered) else order
+    return ordered[starts], np.add.reduceat(np.concatenate(contributions)[order], starts) if len(order) else order
+
+
+def _sum_in_order(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    return accumulate([d for d, _ in pairs], [w for _, w in pairs])
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """The distinct values of an ascending array."""
+    if len(values) < 2:
+        return values
+    return values[np.concatenate(([True], values[1:] != values[:-1]))]
+
+
+def _within(pair: tuple[np.ndarray, np.ndarray], docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (docs, weights) pair restricted to `docs` (sorted)."""
+    got, weights = pair
+    if not len(docs) or not len(got):
+        return got[:0], weights[:0]
+    at = np.minimum(np.searchsorted(docs, got), len(docs) - 1)
+    keep = docs[at] == got
+    return got[keep], weights[keep]
 
 
 class _Scoring:
@@ -123,103 +147,100 @@ class BlockEngine:
             best_docs, best_scores = top_k(np.concatenate((best_docs, docs)), np.concatenate((best_scores, scores)), k)
         return Ranking(best_docs, best_scores, total, exact, scoring.idfs)
 
-    # -- plain words: block-max pruning -----------------------------------------------------------
+    # -- plain words: MaxScore over blocks -------------------------------------------------------
 
     def _plain(self, scoring: _Scoring, n: int, parts, k: int, theta: float, exact_count: bool):
-        segment = self.reader.segments[n]
+        """Top k of a disjunction in segment n. Terms are ordered by their best possible weight;
+        the highest are decoded whole (essential), and only while the others' bounds could still
+        lift a document without an essential term into the top k. Then each remaining term, best
+        bound first, is decoded only in the blocks that hold a candidate whose score, with the
+        blocks' bounds of the terms still to come, could still reach the k-th score so far."""
         deleted = self.reader.deletions[n].docs
-        postings = sum(p.df for p, _, _ in parts)
-        big = [i for i, (p, _, _) in enumerate(parts) if p.nblocks > 1]
-        if exact_count or k <= 0 or postings < EXHAUSTIVE_BELOW or not big:
-            docs, scores = self._score_all(scoring, n, [(p, None, times, idf) for p, times, idf in parts])
-            docs, scores = _drop_deleted(docs, scores, deleted)
-            kept_docs, kept_scores = top_k(docs, scores, k)
-            return kept_docs, kept_scores, len(docs), True
-        # small terms are decoded whole: their docs and exact weights bound their doc ranges exactly
-        small = [i for i in range(len(parts)) if i not in big]
-        small_docs, small_scores = np.zeros(0, np.int64), np.zeros(0)
-        if small:
-            small_docs, small_scores = self._score_all(
-                scoring, n, [(parts[i][0], None, parts[i][1], parts[i][2]) for i in small]
-            )
-        # doc ranges: between the block ends of the big terms; each range lies in one block per term
-        lasts = [parts[i][0].blocks["last"] for i in big]
-        bounds = np.unique(np.concatenate([*lasts, small_docs[-1:], [segment.doc_count - 1]]))
-        bound = np.zeros(len(bounds))
-        covering = []  # per big term: the block covering each range (== nblocks: beyond its last)
-        for i, last in zip(big, lasts):
-            part, times, idf = parts[i]
-            ub = scoring.scorer.upper_bound(*part.impacts, idf, scoring.stats) * times
-            where = np.searchsorted(last, bounds)
-            inside = where < len(last)
-            bound[inside] += ub[where[inside]]
-            covering.append(where)
-        if len(small_docs):  # the best small-term score within each range
-            at = np.searchsorted(bounds, small_docs)
-            best_small = np.zeros(len(bounds))
-            np.maximum.at(best_small, at, small_scores)
-            bound += best_small
-        bound *= SAFETY
-        lows = np.concatenate(([0], bounds[:-1] + 1))
-        todo = np.argsort(-bound, kind="stable")
-        todo = todo[bound[todo] > 0]  # a range bounded by 0 holds no match
-        candidates = len(todo)
-        best_docs, best_scores, seen = np.zeros(0, np.int64), np.zeros(0), [np.zeros(0, np.int64)]
-        widths = np.cumsum(bounds[todo] - lows[todo] + 1)
-        batch_size = int(np.searchsorted(widths, FIRST_ROUND_DOCS * k)) + 1  # the best ranges, about 4k docs
-        scored = 0
-        while True:
-            todo = todo[bound[todo] >= theta]  # a range bounded below the k-th score cannot enter
-            if not len(todo):
-                break
-            batch, todo = np.sort(todo[:batch_size]), todo[batch_size:]
-            batch_size *= ROUND_GROWTH
-            docs, scores = self._score_ranges(scoring, n, parts, big, covering, batch, lows[batch], bounds[batch])
-            docs, scores = _drop_deleted(docs, scores, deleted)
-            seen.append(docs)
-            scored += len(batch)
-            best_docs, best_scores = top_k(np.concatenate((best_docs, docs)), np.concatenate((best_scores, scores)), k)
-            if len(best_scores) >= k:
-                theta = max(theta, float(best_scores[-1]))
-        live_small = _drop_deleted(small_docs, small_docs, deleted)[0]
-        matched = len(np.union1d(np.concatenate(seen), live_small))  # every doc of a small term matches
-        return best_docs, best_scores, matched, scored == candidates
-
-    def _score_all(self, scoring: _Scoring, n: int, chosen):
-        """Exact scores of every doc in the chosen blocks (None: all) of the given terms."""
-        segment = self.reader.segments[n]
-        docs, tfs, per_term = decode(segment, [(p, which) for p, which, _, _ in chosen])
-        cuts = np.concatenate(([0], np.cumsum(per_term)))
-        term_docs, contributions = [], []
-        for j, (_, _, times, idf) in enumerate(chosen):
-            d, t = docs[cuts[j] : cuts[j + 1]], tfs[cuts[j] : cuts[j + 1]]
-            term_docs.append(d)
-            contributions.append(scoring.contributions(n, d, t, idf, times))
-        return accumulate(term_docs, contributions)
-
-    def _score_ranges(self, scoring, n, parts, big, covering, ranges, lows, highs):
-        """Exact scores of every matching doc in the chosen doc ranges [lows, highs]."""
-        chosen = []
+        if exact_count or k <= 0 or sum(p.df for p, _, _ in parts) < EXHAUSTIVE_BELOW:
+            everything = self._decode(scoring, n, [(i, p, None, times, idf) for i, (p, times, idf) in enumerate(parts)])
+            docs, scores = _drop_deleted(*_sum_in_order(everything), deleted)
+            best_docs, best_scores = top_k(docs, scores, k)
+            return best_docs, best_scores, len(docs), True
+        # each term's bound: exact for a term of one block (decoded now), its blocks' best otherwise
+        small = [(i, p, None, t, idf) for i, (p, t, idf) in enumerate(parts) if p.nblocks == 1]
+        decoded = {i: got for i, got in zip((c[0] for c in small), self._decode(scoring, n, small))}
+        bounds, block_bounds = [], {}
         for i, (part, times, idf) in enumerate(parts):
-            if i in big:
-                where = covering[big.index(i)][ranges]
-                which = np.unique(where[where < part.nblocks])
-                chosen.append((part, which, times, idf))
+            if i in decoded:
+                bounds.append(float(decoded[i][1].max(initial=0.0)))
             else:
-                chosen.append((part, None, times, idf))
+                ub = scoring.scorer.upper_bound(*part.impacts, idf, scoring.stats) * times * SAFETY
+                block_bounds[i] = ub
+                bounds.append(float(ub.max()))
+        order = sorted(range(len(parts)), key=lambda i: bounds[i], reverse=True)
+        # essential terms, best bound first, until the rest together cannot reach the k-th score
+        essential, rest = [], list(order)
+        while rest:
+            candidates, partial = _sum_in_order([decoded[i] for i in essential if i in decoded])
+            if essential:
+                if len(partial) >= k:
+                    theta = max(theta, float(np.partition(partial, len(partial) - k)[len(partial) - k]))
+                if sum(bounds[i] for i in rest) < theta:
+                    break
+            i = rest.pop(0)
+            essential.append(i)
+            if i not in decoded:
+                decoded[i] = self._decode(scoring, n, [(i, parts[i][0], None, parts[i][1], parts[i][2])])[0]
+        candidates, partial = _sum_in_order([decoded[i] for i in essential])
+        matched_at_least = len(_drop_deleted(candidates, candidates, deleted)[0])
+        # the others, best bound first, only where a candidate can still make it
+        for step, i in enumerate(rest):
+            still = rest[step:]
+            room = np.zeros(len(candidates))
+            for j in still:  # what the terms still to come can add to each candidate, at most
+                room += self._block_bound(parts[j][0], block_bounds.get(j), bounds[j], candidates)
+            if len(partial) >= k:
+                theta = max(theta, float(np.partition(partial, len(partial) - k)[len(partial) - k]))
+            alive = partial + room >= theta
+            candidates, partial = candidates[alive], partial[alive]
+            if not len(candidates):
+                break
+            part, times, idf = parts[i]
+            which = None
+            if part.nblocks > 1:
+                which = _sorted_unique(np.searchsorted(part.blocks["last"], candidates))
+                which = which[which < part.nblocks]
+            got = decoded.get(i) or self._decode(scoring, n, [(i, part, which, times, idf)])[0]
+            docs, weights = _within(got, candidates)
+            decoded[i] = (docs, weights)
+            at = np.searchsorted(candidates, docs)
+            partial = partial.copy()
+            partial[at] += weights
+        if not len(candidates):
+            return np.zeros(0, np.int64), np.zeros(0), matched_at_least, False
+        # exact scores of the survivors: every term's weights added in the query's order
+        docs, scores = _sum_in_order([_within(decoded[i], candidates) for i in sorted(decoded)])
+        docs, scores = _drop_deleted(docs, scores, deleted)
+        best_docs, best_scores = top_k(docs, scores, k)
+        return best_docs, best_scores, matched_at_least, not rest
+
+    def _block_bound(self, part: SegmentTerm, block_bound, bound: float, docs: np.ndarray) -> np.ndarray:
+        """The most a term can add to each of `docs`: its bound in the block holding the doc."""
+        if block_bound is None:
+            return np.full(len(docs), bound)
+        at = np.searchsorted(part.blocks["last"], docs)
+        inside = at < part.nblocks
+        room = np.zeros(len(docs))
+        room[inside] = block_bound[at[inside]]
+        return room
+
+    def _decode(self, scoring: _Scoring, n: int, chosen) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(docs, weights) of the chosen blocks (None: all) of the given terms, decoded in one pass."""
+        if not chosen:
+            return []
         segment = self.reader.segments[n]
-        docs, tfs, per_term = decode(segment, [(p, which) for p, which, _, _ in chosen])
-        spot = np.searchsorted(highs, docs)
-        keep = spot < len(highs)
-        keep[keep] = lows[spot[keep]] <= docs[keep]
+        docs, tfs, per_term = decode(segment, [(p, which) for _, p, which, _, _ in chosen])
         cuts = np.concatenate(([0], np.cumsum(per_term)))
-        term_docs, contributions = [], []
-        for j, (_, _, times, idf) in enumerate(chosen):
-            mask = keep[cuts[j] : cuts[j + 1]]
-            d, t = docs[cuts[j] : cuts[j + 1]][mask], tfs[cuts[j] : cuts[j + 1]][mask]
-            term_docs.append(d)
-            contributions.append(scoring.contributions(n, d, t, idf, times))
-        return accumulate(term_docs, contributions)
+        out = []
+        for j, (_, _, _, times, idf) in enumerate(chosen):
+            d, t = docs[cuts[j] : cuts[j + 1]], tfs[cuts[j] : cuts[j + 1]]
+            out.append((d, scoring.contributions(n, d, t, idf, times)))
+        return out
 
     # -- everything else: match, then score what matched ------------------------------------------
 

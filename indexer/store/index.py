@@ -15,7 +15,7 @@ import os
 import stat
 import struct
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -33,23 +33,31 @@ OLDEST_READABLE_VERSION = 2
 HEADER = struct.Struct("<8sII")  # magic, format version, flags (0)
 ENTRY = struct.Struct("<IIIIQQ")  # kind, segment number, crc32, 0, offset, length
 TRAILER = struct.Struct("<IIQ8s")  # entry count, crc32 of the entry table, file length, magic
-COMMIT_META, SEGMENT, DELETED, DELETED_DF = 1, 2, 3, 4
-RECORD_NAMES = {COMMIT_META: "commit", SEGMENT: "segment", DELETED: "deleted documents", DELETED_DF: "deleted df"}
+COMMIT_META, SEGMENT, DELETED, DELETED_DF, DELETED_FILES = 1, 2, 3, 4, 5
+RECORD_NAMES = {
+    COMMIT_META: "commit",
+    SEGMENT: "segment",
+    DELETED: "deleted documents",
+    DELETED_DF: "deleted df",
+    DELETED_FILES: "deleted files",
+}
 
 
 @dataclass(frozen=True)
 class Deletions:
-    """The documents deleted from one segment (sorted local ids) and, for each term they held,
-    how many of its postings are theirs (sorted term numbers and counts)."""
+    """What of one segment is deleted: documents (sorted local ids); for each term they held, how
+    many of its postings are theirs (sorted term numbers and counts); and files (sorted file
+    numbers) whose record is out of date (the file changed or went; its documents are deleted)."""
 
     docs: np.ndarray
     terms: np.ndarray
     counts: np.ndarray
+    files: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="<u4"))
 
     @classmethod
     def none(cls) -> Deletions:
         empty = np.zeros(0, dtype="<u4")
-        return cls(empty, empty, empty)
+        return cls(empty, empty, empty, empty)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,6 +123,8 @@ class IndexWriter:
                 entries.append(self._record(DELETED, n, np.asarray(gone.docs, "<u4").tobytes()))
                 pairs = np.stack([np.asarray(gone.terms, "<u4"), np.asarray(gone.counts, "<u4")], axis=1)
                 entries.append(self._record(DELETED_DF, n, pairs.tobytes()))
+            if len(gone.files):
+                entries.append(self._record(DELETED_FILES, n, np.asarray(gone.files, "<u4").tobytes()))
         table = b"".join(ENTRY.pack(kind, seg, crc, 0, offset, length) for kind, seg, crc, offset, length in entries)
         self._file.write(table)
         length = self._file.tell() + TRAILER.size
@@ -236,17 +246,16 @@ class IndexReader:
         self.has_positions: bool = self.meta.positions
 
     def _deletions(self, records, n: int, entry: SegmentEntry) -> Deletions:
-        if (DELETED, n) not in records:
-            if entry.deleted:
-                raise self._error(f"deleted documents of segment {n} missing")
-            return Deletions.none()
-        offset, length = records[(DELETED, n)]
-        docs = self._buf[offset : offset + length].view("<u4")
-        offset, length = records.get((DELETED_DF, n), (0, 0))
-        pairs = self._buf[offset : offset + length].view("<u4").reshape(-1, 2)
+        def array(kind: int) -> np.ndarray:
+            offset, length = records.get((kind, n), (0, 0))
+            return self._buf[offset : offset + length].view("<u4")
+
+        docs, pairs, files = array(DELETED), array(DELETED_DF).reshape(-1, 2), array(DELETED_FILES)
         if len(docs) != entry.deleted or (len(docs) and docs.max() >= self.segments[n].doc_count):
             raise self._error(f"deleted documents of segment {n} do not match the commit record")
-        return Deletions(docs, pairs[:, 0], pairs[:, 1])
+        if len(files) and files.max() >= self.segments[n].meta.files:
+            raise self._error(f"deleted files of segment {n} do not match its files")
+        return Deletions(docs, pairs[:, 0], pairs[:, 1], files)
 
     def _error(self, what: str) -> IndexFormatError:
         return IndexFormatError(f"{self.path}: {what} (damaged file); run 'indexer verify', then rebuild it")

@@ -245,7 +245,7 @@ class SegmentReader:
             raise self._error("page checksum table damaged")
         self._pages = pages.view("<u4")
         self._checked = np.zeros(len(self._pages), dtype=bool)
-        self._paged_end = offset  # the pages cover every byte before the page table
+        self._paged_end = self.paged_end = offset  # the pages cover every byte before the page table
         try:
             self.meta = SegmentMeta.from_json(self.section(SEGMENT_META).tobytes())
         except (ValueError, TypeError, KeyError):
