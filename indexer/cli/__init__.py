@@ -19,6 +19,10 @@ from indexer.cli.common import StdoutFailed, flush_stdout
 # command name -> (module, function)
 COMMANDS = {
     "build": ("indexer.cli.build", "build"),
+    "update": ("indexer.cli.update", "update"),
+    "add": ("indexer.cli.update", "add"),
+    "delete": ("indexer.cli.update", "delete"),
+    "optimize": ("indexer.cli.update", "optimize"),
     "search": ("indexer.cli.search", "search"),
     "postings": ("indexer.cli.inspect", "postings"),
     "stats": ("indexer.cli.inspect", "stats"),
