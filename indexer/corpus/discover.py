@@ -48,36 +48,39 @@ class CorpusPlan:
 
 
 def plan_corpus(
-    paths: list[Path],
-    chunk_size: int,
-    options: ReadOptions = ReadOptions(),
-    ignore: Path | None = None,
-    only: set[str] | None = None,
+    paths: list[Path], chunk_size: int, options: ReadOptions = ReadOptions(), ignore: Path | None = None
 ) -> CorpusPlan:
     """Find every document file under `paths` and group them into chunks of about `chunk_size` bytes.
 
     `ignore` (an absolute path) is left out: the index being written, when it lies in the corpus.
-    With `only` (absolute paths), only those files are planned (an update's new and changed files),
-    and no file at all is no error.
     A file whose reader can split it (JSONL, TREC; not gzip-compressed) and that is larger than
     `chunk_size` is cut into byte ranges. Raises CorpusError when a path does not exist, the format
     or encoding is unknown, no file is found at all, or (with options.strict) a file is skipped.
     """
     _check_options(options)
     skipped = SkipLog()
+    found = list(find_files(paths, options, skipped, ignore))
+    plan = plan_files(found, paths, chunk_size, options, skipped)
+    if not plan.files:
+        raise CorpusError(f"nothing to index: no files found in {', '.join(map(display_path, paths))}")
+    return plan
+
+
+def plan_files(
+    found: list[FoundFile], paths: list[Path], chunk_size: int, options: ReadOptions, skipped: SkipLog
+) -> CorpusPlan:
+    """Chunks of about `chunk_size` bytes of these files (found under the corpus `paths`, in order);
+    an update plans its new and changed files this way. No file at all gives an empty plan."""
     files: list[str] = []
     pieces: list[tuple[Piece, int]] = []  # (piece, bytes)
-    for found_file in find_files(paths, options, skipped, ignore, missing_ok=only is not None, only=only):
-        path, rel, size = found_file.path, found_file.rel, found_file.size
-        found = _pieces(path, rel, size, len(files), chunk_size, options, skipped)
-        if found:
-            files.append(os.path.abspath(path))
-            pieces += found
+    for f in found:
+        got = _pieces(f.path, f.rel, f.size, len(files), chunk_size, options, skipped)
+        if got:
+            files.append(f.absolute)
+            pieces += got
     if options.strict and skipped.counts:
         reason = next(iter(skipped.counts))
         raise CorpusError(strict_message(reason, skipped.examples[reason][0]))
-    if not files and only is None:
-        raise CorpusError(f"nothing to index: no files found in {', '.join(map(display_path, paths))}")
     roots = tuple(os.path.abspath(p) for p in paths)
     return CorpusPlan(_chunks(pieces, chunk_size), files, sum(size for _, size in pieces), skipped, roots)
 
@@ -95,7 +98,8 @@ def _check_options(options: ReadOptions) -> None:
 
 @dataclass(frozen=True)
 class FoundFile:
-    path: Path
+    path: str  # as found under its corpus argument
+    absolute: str
     rel: str  # the name relative to its corpus argument (a text file's document id)
     size: int
     mtime_ns: int
@@ -107,15 +111,14 @@ def find_files(
     skipped: SkipLog,
     ignore: Path | None = None,
     missing_ok: bool = False,
-    only: set[str] | None = None,
 ) -> Iterator[FoundFile]:
     """Each regular file to index under `paths`, in a stable order. `ignore` (an absolute path)
-    is left out; with `only`, so is every file whose absolute path is not in it. A path that does
-    not exist is an error unless `missing_ok` (it then holds no files)."""
+    is left out. A path that does not exist is an error unless `missing_ok` (it holds no files)."""
     ignored = os.path.abspath(ignore) if ignore is not None else None
     for root in map(Path, paths):
-        if root.is_file():
-            found: Iterator[tuple[Path, str]] = iter([(root, root.name)])
+        single = root.is_file()
+        if single:
+            found: Iterator[tuple[str, str]] = iter([(str(root), root.name)])
         elif root.is_dir():
             found = _walk(root, options, skipped)
         elif not root.exists():
@@ -124,10 +127,12 @@ def find_files(
             raise CorpusError(f"{display_path(root)}: no such file or folder")
         else:
             raise CorpusError(f"{display_path(root)}: not a regular file or folder")
+        base = os.path.abspath(root)
         for path, rel in found:
-            if not _selected(rel, options) or os.path.abspath(path) == ignored:
+            if not _selected(rel, options):
                 continue
-            if only is not None and os.path.abspath(path) not in only:
+            absolute = base if single else os.path.join(base, *rel.split("/"))
+            if absolute == ignored:
                 continue
             try:
                 st = os.stat(path)
@@ -137,15 +142,15 @@ def find_files(
             if not stat.S_ISREG(st.st_mode):  # a FIFO, socket or device: reading it could block or never end
                 skipped.add(SkipReason.NOT_REGULAR_FILE, display_path(path))
                 continue
-            yield FoundFile(path, rel, st.st_size, st.st_mtime_ns)
+            yield FoundFile(path, absolute, rel, st.st_size, st.st_mtime_ns)
 
 
 def _pieces(
-    path: Path, rel: str, size: int, file_no: int, chunk_size: int, options: ReadOptions, skipped: SkipLog
+    path: str, rel: str, size: int, file_no: int, chunk_size: int, options: ReadOptions, skipped: SkipLog
 ) -> list[tuple[Piece, int]]:
     """The file as one piece, or as byte ranges of about chunk_size when its reader can split it.
     A large file of unknown suffix is sniffed here, so that a TREC file is split too."""
-    reader = reader_by_suffix(path.name, options.format)
+    reader = reader_by_suffix(os.path.basename(path), options.format)
     fmt = reader.name if reader is not None else "auto"
     if size > chunk_size and not is_gzip(path) and reader is None:
         try:
@@ -189,7 +194,7 @@ def _selected(rel: str, options: ReadOptions) -> bool:
     return not _matches(rel, options.exclude)
 
 
-def _walk(root: Path, options: ReadOptions, skipped: SkipLog) -> Iterator[tuple[Path, str]]:
+def _walk(root: Path, options: ReadOptions, skipped: SkipLog) -> Iterator[tuple[str, str]]:
     """(path, path relative to root in POSIX form) of the files below root, in a stable sorted
     order. Hidden files and folders are skipped, and so are folders matching an exclude pattern.
 
@@ -200,10 +205,11 @@ def _walk(root: Path, options: ReadOptions, skipped: SkipLog) -> Iterator[tuple[
     def unlistable(err: OSError) -> None:
         skipped.add(SkipReason.UNREADABLE, f"{display_path(err.filename or root)} ({err.strerror or err})")
 
-    for folder, dirs, files in os.walk(root, onerror=unlistable):
-        prefix = Path(folder).relative_to(root).as_posix()
-        prefix = "" if prefix == "." else prefix + "/"
+    top = str(root)
+    for folder, dirs, files in os.walk(top, onerror=unlistable):
+        below = os.path.relpath(folder, top) if folder != top else ""
+        prefix = below.replace(os.sep, "/") + "/" if below else ""
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _matches(prefix + d, folder_patterns))
         for name in sorted(files):
             if not name.startswith("."):
-                yield Path(folder, name), prefix + name
+                yield os.path.join(folder, name), prefix + name

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.analysis import AnalyzerConfig
-from indexer.corpus.discover import find_files, plan_corpus
+from indexer.corpus.discover import find_files, plan_files
 from indexer.corpus.readers import ReadOptions, display_path
 from indexer.corpus.skips import SkipLog
 from indexer.errors import IndexerError
@@ -179,9 +179,9 @@ def _update(reader: IndexReader, output: Path, options: UpdateOptions, paths, on
     known = _known_files(reader)
     skipped = SkipLog()
     found = {
-        os.path.abspath(f.path): f
+        f.absolute: f
         for f in find_files([Path(r) for r in roots], read, skipped, ignore=output, missing_ok=True)
-        if scope is None or any(_under(os.path.abspath(f.path), s) for s in scope)
+        if scope is None or any(_under(f.absolute, s) for s in scope)
     }
     added, changed, unchanged, gone = [], [], 0, []
     for path, f in found.items():
@@ -217,7 +217,9 @@ def _update(reader: IndexReader, output: Path, options: UpdateOptions, paths, on
     wanted = set(added + changed)
     indexed = None
     timings: dict[str, float] = {}
-    plan = plan_corpus([Path(r) for r in roots], options.chunk_size, read, ignore=output, only=wanted)
+    plan = plan_files(
+        [f for path, f in found.items() if path in wanted], [Path(r) for r in roots], options.chunk_size, read, skipped
+    )
     processes = max(1, min(processes, len(plan.chunks) or 1))
     with work_session(output, build, None, processes) as session:
         if plan.chunks:
