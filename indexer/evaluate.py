@@ -124,15 +124,18 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def write_trec_run(out: TextIO, qid: str, hits: Sequence[tuple[str, float]], run_name: str) -> None:
+def write_trec_run(
+    out: TextIO, qid: str, hits: Sequence[tuple[str, float]], run_name: str, first_rank: int = 1
+) -> None:
     """Write one query's hits as TREC run lines `qid Q0 doc_id rank score run_name`.
 
-    Ranks start at 1 in the order given; scores get 8 decimals so near-ties stay distinct.
-    Raises IndexerError if an id or the run name is empty or contains whitespace.
+    Ranks start at `first_rank` (1; more for a later page) in the order given; scores get 8
+    decimals so near-ties stay distinct. Raises IndexerError if an id or the run name is empty or
+    contains whitespace.
     """
     for label, value in (("query id", qid), ("run name", run_name)):
         _check_token(label, value)
-    for rank, (docid, score) in enumerate(hits, start=1):
+    for rank, (docid, score) in enumerate(hits, start=first_rank):
         _check_token("doc id", docid)
         out.write(f"{qid} Q0 {docid} {rank} {score:.8f} {run_name}\n")
 

@@ -615,3 +615,117 @@ def test_the_library_raises_only_indexer_errors(tmp_path):
         search(tmp_path / "missing.idx", "apple")
     with pytest.raises(IndexerError):
         open_index(tmp_path)
+
+
+# --- everyday use: paging, formats, ids only, explain, prefixes, batches on a pool --------------------
+
+
+def test_offset_pages_through_the_same_ranking(tmp_path):
+    index = build(tmp_path, random_docs(seed=31, count=60))
+    with open_index(index) as reader:
+        searcher = Searcher(reader)
+        whole = searcher.search("merge run disk", k=30).hits
+        pages = [searcher.search("merge run disk", k=7, offset=o).hits for o in range(0, 30, 7)]
+    flat = [h for page in pages for h in page][:30]
+    assert [(h.rank, h.doc, h.score) for h in flat] == [(h.rank, h.doc, h.score) for h in whole]
+
+
+def test_explain_parts_add_up_to_the_score(tmp_path):
+    index = build(tmp_path, random_docs(seed=32, count=60))
+    with open_index(index) as reader:
+        result = Searcher(reader, 1.2, 0.75).search("merge sort merge -disk", k=5, explain=True)
+    assert result.hits
+    for hit in result.hits:
+        terms = {part.term for part in hit.explain}
+        assert terms <= {"merge", "sort"}
+        assert math.fsum(part.weight for part in hit.explain) == pytest.approx(hit.score, rel=1e-12)
+        merge = next((p for p in hit.explain if p.term == "merge"), None)
+        if merge is not None:
+            assert merge.times == 2 and merge.tf >= 1 and merge.idf > 0 and merge.doc_length > 0
+
+
+def test_a_prefix_matches_every_term_that_starts_with_it(tmp_path):
+    docs = {"a.txt": "python programming", "b.txt": "pythonic code", "c.txt": "pyramid", "d.txt": "ruby"}
+    index = build(tmp_path, docs)
+    with open_index(index) as reader:
+        searcher = Searcher(reader)
+        assert {h.doc for h in searcher.search("pyth*", k=10).hits} == {"a.txt", "b.txt"}
+        assert {h.doc for h in searcher.search("py*", k=10).hits} == {"a.txt", "b.txt", "c.txt"}
+        assert {h.doc for h in searcher.search("py* -pyramid", k=10).hits} == {"a.txt", "b.txt"}
+        assert {h.doc for h in searcher.search("pyth* AND code", k=10).hits} == {"b.txt"}
+        assert searcher.search("zz*", k=10).hits == []
+        same = Searcher(reader, engine="exhaustive").search("py* ruby", k=10)
+        assert [(h.doc, h.score) for h in searcher.search("py* ruby", k=10).hits] == [
+            (h.doc, h.score) for h in same.hits
+        ]
+
+
+def test_a_prefix_of_too_many_terms_is_refused(tmp_path, monkeypatch):
+    search_module = importlib.import_module("indexer.retrieval.searcher")
+    monkeypatch.setattr(search_module, "MAX_EXPANSION", 3)
+    index = build(tmp_path, {"a.txt": "pa pb pc pd pe"})
+    with open_index(index) as reader, pytest.raises(QueryError, match=r"p\* matches more than 3 terms"):
+        Searcher(reader).search("p*")
+
+
+def test_files_with_matches_formats_and_color(runner, tmp_path, monkeypatch):
+    index = build(tmp_path, {"a.txt": "apple pie", "b.txt": "apple", "c\nd.txt": "apple tart"})
+    ids = invoke(runner, "search", index, "apple", "-l").stdout.splitlines()
+    assert (
+        sorted(ids) == ["a.txt", "b.txt", "c\\nd.txt"]
+        and "matching" not in invoke(runner, "search", index, "x", "-l").stderr
+    )
+    jsonl = invoke(runner, "search", index, "apple", "--format", "jsonl").stdout.splitlines()
+    assert len(jsonl) == 1 and json.loads(jsonl[0])["total_hits"] == 3
+    assert (
+        invoke(runner, "search", index, "apple", "--format", "json").stdout
+        == invoke(runner, "search", index, "apple", "--json").stdout
+    )
+    trec = invoke(runner, "search", index, "pie", "--format", "trec", "--escape-ids").stdout.split()
+    assert trec == ["1", "Q0", "a.txt", "1", trec[4], "indexer"]
+    bad = invoke(runner, "search", index, "apple", "--json", "--format", "jsonl", ok=False)
+    assert bad.exit_code == 2
+    monkeypatch.setattr("indexer.cli.render._stdout_is_terminal", lambda: True)
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = runner.invoke(cli, ["search", str(index), "pie", "--snippets"], color=True)
+    assert "\x1b[" not in plain.stdout and "**pie**" in plain.stdout
+    forced = runner.invoke(cli, ["search", str(index), "pie", "--snippets", "--color", "always"], color=True)
+    assert "\x1b[1m" in forced.stdout
+
+
+def test_a_batch_on_a_pool_gives_the_same_output_in_the_same_order(runner, tmp_path):
+    index = build(tmp_path, random_docs(seed=33, count=80))
+    rng = random.Random(3)
+    queries = tmp_path / "q.tsv"
+    words = ["merge", "sort", "run", "disk", "café", "river", "the", "zzz"]
+    queries.write_text(
+        "".join(f"q{i}\t{' '.join(rng.sample(words, rng.randint(1, 3)))}\n" for i in range(300)), encoding="utf-8"
+    )
+    one = invoke(runner, "search", index, "--queries", queries, "--json", "-k", "5").stdout
+    two = subprocess_search(index, queries, "-p", "2")
+    assert json.loads(two) == json.loads(one)
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("".join(f"q{i} 0 d{i % 80:03d}.txt 1\n" for i in range(300)), encoding="utf-8")
+    with open_index(index) as reader:
+        names = reader.doc_names()
+    qrels.write_text("".join(f"q{i} 0 {names[i % 80]} 1\n" for i in range(300)), encoding="utf-8")
+    eval_one = invoke(runner, "eval", index, "--queries", queries, "--qrels", qrels, "--json").stdout
+    eval_two = invoke(runner, "eval", index, "--queries", queries, "--qrels", qrels, "--json", "-p", "2").stdout
+    assert json.loads(eval_one) == json.loads(eval_two)
+
+
+def subprocess_search(index: Path, queries: Path, *args: str) -> str:
+    """A real `indexer search --queries` process (a pool needs a real process to fork from)."""
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("indexer")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "indexer"]
+    done = subprocess.run(
+        [*command, "search", str(index), "--queries", str(queries), "--json", "-k", "5", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout

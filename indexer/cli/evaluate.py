@@ -8,7 +8,8 @@ import click
 
 from indexer.cli.common import EXISTING_FILE, bm25_options, index_argument, out, reported_errors
 from indexer.errors import IndexerError
-from indexer.evaluate import evaluate_index, judgment_coverage, parse_metrics, read_qrels, read_queries
+from indexer.evaluate import evaluate, judgment_coverage, parse_metrics, read_qrels, read_queries
+from indexer.retrieval.batch import search_batch
 from indexer.retrieval.searcher import open_index
 
 DEFAULT_METRICS = "ndcg@10,map,recall@100,mrr@10"
@@ -49,7 +50,8 @@ def _metrics_option(ctx, param, value: str) -> list[str]:
 @bm25_options
 @click.option("--syntax", is_flag=True, help="Parse queries with the query language [default: plain words].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def eval_command(index, queries_file, qrels_file, metrics, per_query, depth, k1, b, syntax, as_json):
+@click.option("-p", "--processes", type=click.IntRange(min=1), default=1, show_default=True, help="Search workers.")
+def eval_command(index, queries_file, qrels_file, metrics, per_query, depth, k1, b, syntax, as_json, processes):
     """Run every query on INDEX and score the ranking against relevance judgments.
 
     Example: indexer eval cranfield.idx --queries queries.tsv --qrels qrels.txt --metrics ndcg@10,map
@@ -63,7 +65,8 @@ def eval_command(index, queries_file, qrels_file, metrics, per_query, depth, k1,
                 click.echo(f"Warning: no query id in {queries_file} has judgments in {qrels_file}", err=True)
             if not judged_docs:
                 click.echo(f"Warning: no document judged in {qrels_file} is in {index}; wrong index?", err=True)
-            evaluation = evaluate_index(reader, queries, qrels, metrics, depth=depth, k1=k1, b=b, syntax=syntax)
+        results = search_batch(index, queries, processes, k1, b, k=depth, syntax=syntax)
+        evaluation = evaluate({qid: [hit.doc for hit in result.hits] for qid, result in results}, qrels, metrics)
     if as_json:
         out(json.dumps({"mean": evaluation.mean, "per_query": evaluation.per_query, "queries": evaluation.queries}))
         return

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indexer.retrieval.query import Bool, Node, Phrase, Term, match_docs
+from indexer.retrieval.query import Bool, Node, Phrase, Prefix, Term, match_docs
 from indexer.retrieval.scoring import BM25
 from indexer.retrieval.stats import CollectionStats
 from indexer.retrieval.terms import QueryTerm, SegmentTerm, decode, look_up, positions_of
@@ -33,11 +33,13 @@ EXHAUSTIVE_BELOW = 2048  # postings: a query this small is scored whole, which i
 @dataclass(frozen=True)
 class Prepared:
     """A query ready to run: its tree (None: plain words) and its scoring terms, each with how many
-    times it occurs, in order of first occurrence. `analyze` gives a raw word's (position, term)s."""
+    times it occurs, in order of first occurrence. `analyze` gives a raw word's (position, term)s,
+    `expand` a prefix's terms."""
 
     node: Node | None
     weights: dict[str, int]
     analyze: Callable
+    expand: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -245,7 +247,7 @@ class BlockEngine:
     # -- everything else: match, then score what matched ------------------------------------------
 
     def _boolean(self, scoring: _Scoring, n: int, parts, query: Prepared, k: int):
-        matcher = _Matcher(self, n, query.analyze)
+        matcher = _Matcher(self, n, query.analyze, query.expand)
         matched = matcher.match(query.node)
         matched = np.zeros(0, np.int64) if matched is None else matched
         matched = _drop_deleted(matched, matched, self.reader.deletions[n].docs)[0]
@@ -277,8 +279,8 @@ class _Matcher:
     """Lucene BooleanQuery semantics on one segment's blocks: a clause is evaluated only within the
     documents the clauses before it left (the rarest required clause goes first)."""
 
-    def __init__(self, engine: BlockEngine, segment: int, analyze: Callable):
-        self.engine, self.n, self.analyze = engine, segment, analyze
+    def __init__(self, engine: BlockEngine, segment: int, analyze: Callable, expand: Callable | None = None):
+        self.engine, self.n, self.analyze, self.expand = engine, segment, analyze, expand
         self.segment = engine.reader.segments[segment]
 
     def part(self, term: str) -> SegmentTerm | None:
@@ -304,6 +306,8 @@ class _Matcher:
             costs = [self.cost(c.node) for c in node.clauses if c.occur != "must_not"]
             musts = [self.cost(c.node) for c in node.clauses if c.occur == "must"]
             return min(musts) if musts else sum(costs)
+        if isinstance(node, Prefix):
+            return sum(p.df for p in map(self.part, self.expand(node.prefix) if self.expand else []) if p is not None)
         terms = self.analyze(node.word if isinstance(node, Term) else node.text)
         found = [self.part(t) for _, t in terms]
         return min((p.df if p is not None else 0) for p in found) if found else 1 << 62
@@ -313,6 +317,10 @@ class _Matcher:
         node without terms (it then restricts nothing)."""
         if isinstance(node, Bool):
             return self._match_bool(node, within)
+        if isinstance(node, Prefix):
+            parts = [p for p in map(self.part, self.expand(node.prefix) if self.expand else []) if p is not None]
+            found = [self.restricted(p, within)[0] for p in parts]
+            return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
         terms = self.analyze(node.word if isinstance(node, Term) else node.text)
         if not terms:
             return None
@@ -416,7 +424,7 @@ class ExhaustiveEngine:
             contributions.append(weights if times == 1 else weights * times)
         docs, scores = accumulate(term_docs, contributions)
         if query.node is not None:
-            matched = match_docs(query.node, self, query.analyze)
+            matched = match_docs(query.node, self, query.analyze, query.expand)
             keep = np.isin(docs, matched, assume_unique=True)
             docs, scores = docs[keep], scores[keep]
             total = len(matched)

@@ -9,6 +9,7 @@ Syntax, a simplified form of Lucene's classic query syntax:
   +cat -dog         cat required in its group, dog excluded from it; `a NOT b` is `a -b`
   "black cat"       the terms at consecutive positions
   (a OR b) AND c    grouping
+  pyth*             every term that starts with "pyth" (a prefix: normalized, not stemmed)
 AND, OR and NOT are operators only in upper case; `and` is an ordinary word. A `+` or `-` is a
 prefix only at the start of a word, phrase or group: `e-mail` and a lone `-` are words.
 """
@@ -62,7 +63,15 @@ class Bool:
     clauses: tuple[Clause, ...]
 
 
-Node = Term | Phrase | Bool
+@dataclass(frozen=True)
+class Prefix:
+    """A word typed with a trailing `*`: every index term that starts with it (not stemmed)."""
+
+    prefix: str
+
+
+Node = Term | Phrase | Prefix | Bool
+Expand = Callable[[str], list[str]]  # a raw prefix -> the index terms that start with it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,6 +200,8 @@ class _Parser:
     def atom(self) -> Node:
         token = self._take()
         if token.kind == "word":
+            if len(token.text) > 1 and token.text.endswith("*") and not token.text.endswith("**"):
+                return Prefix(token.text[:-1])
             return Term(token.text)
         if token.kind == "phrase":
             return Phrase(token.text)
@@ -207,15 +218,15 @@ class _Parser:
         return node
 
 
-# Quotes and parentheses, or + or - at the start of a word: the only marks the parser reads
-# besides the operator words.
-_SYNTAX = re.compile(r'["()]|(?<!\S)[+-]')
+# Quotes and parentheses, + or - at the start of a word, * at the end of one: the only marks the
+# parser reads besides the operator words.
+_SYNTAX = re.compile(r'["()]|(?<!\S)[+-]|[^\s*]\*(?=\s|$)')
 
 
 def looks_plain(text: str) -> bool:
-    """Whether `text` is plain words for the parser (no operator word, quote, parenthesis or
-    leading + or -): then it parses to a group of optional words, and searching can skip the
-    parser. Ten times cheaper than parsing."""
+    """Whether `text` is plain words for the parser (no operator word, quote, parenthesis,
+    leading + or - or trailing *): then it parses to a group of optional words, and searching
+    can skip the parser. Ten times cheaper than parsing."""
     return bool(text.strip()) and not _SYNTAX.search(text) and _OPERATORS.isdisjoint(text.split())
 
 
@@ -233,13 +244,13 @@ def parse_query(text: str) -> Node:
     return _Parser(_tokenize(text)).group(None)
 
 
-def query_terms(node: Node, analyze: Analyze) -> list[str]:
-    """Every term of the non-excluded words and phrases, in query order, repeats included.
+def query_terms(node: Node, analyze: Analyze, expand: Expand | None = None) -> list[str]:
+    """Every term of the non-excluded words, phrases and prefixes, in query order, repeats included.
 
     Nothing under a "must_not" clause is included, at any depth. These are the terms BM25 scores:
     a term that occurs twice counts twice, whatever the operators, groups or phrases around it
     (as a Lucene BooleanQuery adds a repeated clause twice), so `merge sort merge` and
-    `merge (sort merge)` score alike.
+    `merge (sort merge)` score alike. A prefix scores every term it expands to.
     """
     terms: list[str] = []
 
@@ -248,6 +259,8 @@ def query_terms(node: Node, analyze: Analyze) -> list[str]:
             for clause in node.clauses:
                 if clause.occur != "must_not":
                     visit(clause.node)
+        elif isinstance(node, Prefix):
+            terms.extend(expand(node.prefix) if expand is not None else ())
         else:
             terms.extend(term for _, term in analyze(_raw_text(node)))
 
@@ -287,16 +300,16 @@ class PostingSource(Protocol):
 _NO_DOCS = np.empty(0, dtype=np.int64)  # shared inside; match_docs hands out a fresh one
 
 
-def match_docs(node: Node, source: PostingSource, analyze: Analyze) -> np.ndarray:
+def match_docs(node: Node, source: PostingSource, analyze: Analyze, expand: Expand | None = None) -> np.ndarray:
     """The ids of the docs that node matches: a sorted, unique np.int64 array.
 
     `analyze` turns a raw word or phrase text into (position, term) pairs. A word giving several
     terms (`e-mail`) is matched as a phrase; a stopword inside a phrase is a gap of one position.
     A word or phrase giving none (a stopword) is dropped from its group; a query left with nothing
     matches no doc, and so does a group left with only exclusions, as in Lucene. A term missing
-    from the index matches no doc.
+    from the index matches no doc. A prefix matches the docs of any term `expand` gives for it.
     """
-    docs = _Matcher(source, analyze).match(node)
+    docs = _Matcher(source, analyze, expand).match(node)
     return np.empty(0, dtype=np.int64) if docs is None or not len(docs) else docs
 
 
@@ -305,9 +318,10 @@ def _raw_text(node: Term | Phrase) -> str:
 
 
 class _Matcher:
-    def __init__(self, source: PostingSource, analyze: Analyze) -> None:
+    def __init__(self, source: PostingSource, analyze: Analyze, expand: Expand | None = None) -> None:
         self._source = source
         self._analyze = analyze
+        self._expand = expand
         self._postings: dict[str, Postings | None] = {}
 
     def _lookup(self, term: str) -> Postings | None:
@@ -319,6 +333,10 @@ class _Matcher:
         """Sorted unique int64 doc ids, or None when analysis left the node without terms."""
         if isinstance(node, Bool):
             return self._match_bool(node)
+        if isinstance(node, Prefix):
+            found = [self._lookup(t) for t in (self._expand(node.prefix) if self._expand else [])]
+            docs = [p.docs.astype(np.int64) for p in found if p is not None]
+            return _union(docs) if docs else _NO_DOCS
         terms = self._analyze(_raw_text(node))
         if not terms:
             return None

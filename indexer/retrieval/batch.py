@@ -1,0 +1,67 @@
+"""Batch search on a pool: the queries of a file answered by worker processes that each open the
+index once (the mapped file is shared through the page cache), results in query order, the same
+as one process gives them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from indexer.errors import IndexerError, QueryError
+from indexer.retrieval.query import looks_plain, parse_query
+from indexer.retrieval.searcher import Searcher, SearchResult, open_index
+
+QUERIES_PER_TASK = 64
+
+_worker: dict = {}  # in a worker: its open index and Searcher
+
+
+def search_batch(
+    index: Path,
+    queries: list[tuple[str, str]],
+    processes: int,
+    k1: float,
+    b: float,
+    **options,
+) -> Iterator[tuple[str, SearchResult]]:
+    """(query id, result) for each query, in order, answered by `processes` workers (1: here).
+    `options` are Searcher.search_many's; with syntax and strict, a malformed query raises
+    QueryError naming it before any result, as search_many does."""
+    if options.get("syntax") and options.get("strict", True):
+        for qid, text in queries:
+            try:
+                if not looks_plain(text):
+                    parse_query(text)
+            except QueryError as err:
+                raise QueryError(f"query {qid!r}: {err}") from None
+    if processes <= 1 or len(queries) <= QUERIES_PER_TASK:
+        with open_index(index) as reader:
+            yield from Searcher(reader, k1, b).search_many(queries, **options)
+        return
+    from indexer.workers import process_pool
+
+    pool = process_pool(processes, ["indexer.retrieval.batch"], _open, (str(index), k1, b))
+    try:
+        tasks = [queries[i : i + QUERIES_PER_TASK] for i in range(0, len(queries), QUERIES_PER_TASK)]
+        futures = [pool.submit(_answer, task, options) for task in tasks]
+        for future in futures:
+            try:
+                yield from future.result()
+            except BrokenProcessPool:
+                raise IndexerError(
+                    "a search worker process died (out of memory?); retry with fewer processes"
+                ) from None
+        pool.shutdown(wait=True)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _open(index: str, k1: float, b: float) -> None:
+    reader = open_index(Path(index))
+    _worker["searcher"] = Searcher(reader, k1, b)
+
+
+def _answer(queries: list[tuple[str, str]], options: dict) -> list[tuple[str, SearchResult]]:
+    return list(_worker["searcher"].search_many(queries, **options))
