@@ -8,6 +8,7 @@ exactly once whatever the cut points. Bad input goes through the CLI, as a user 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import random
@@ -468,3 +469,93 @@ def test_a_jsonl_file_with_a_byte_order_mark_keeps_its_first_record(tmp_path):
     with open_index(out) as reader:
         hit = Searcher(reader).search("alpha", k=1, snippets=True).hits[0]
     assert hit.doc == "first" and hit.snippet.marked() == "**alpha**"
+
+
+# ---------------------------------------------------------------------------------------------
+# One document per line, and standard input
+
+
+def _lines_text(seed: int = 8, count: int = 60) -> bytes:
+    """Random lines with blank ones and CRLF endings among them, and no line break at the end."""
+    rng = random.Random(seed)
+    texts = list(random_docs(seed=seed, count=count, max_words=12).values())
+    lines = [t.replace("\n", " ") if rng.random() > 0.15 else "   " for t in texts]
+    data = "".join(line + ("\r\n" if i % 7 == 3 else "\n") for i, line in enumerate(lines))
+    return data.rstrip("\r\n").encode()
+
+
+def _expected_lines(data: bytes, name: str) -> list[str]:
+    return [f"{name}:{n}" for n, line in enumerate(data.split(b"\n"), 1) if line.strip()]
+
+
+@pytest.mark.parametrize("block", [2, 1 << 20])
+def test_lines_are_documents_named_by_line_number_wherever_the_ranges_cut(tmp_path, monkeypatch, block):
+    monkeypatch.setattr(readers, "READ_BLOCK", block)
+    data = _lines_text()
+    source = _write(tmp_path / "log.txt", data)
+    expected = _expected_lines(data, "log.txt")
+    options = ReadOptions(format="lines")
+    for chunk_size in [1, 3, 17, 100, 1 << 20]:
+        plan = plan_corpus([source], chunk_size, options)
+        log = SkipLog()
+        docs = [d for c in plan.chunks for p in c.pieces for d in read_piece(p, options, log)]
+        assert [d.name for d in docs] == expected, chunk_size
+        for d in docs:  # each record is its line, without the line break, and reads back
+            number = int(d.name.rsplit(":", 1)[1])
+            line = data.split(b"\n")[number - 1].removesuffix(b"\r")
+            assert read_source(source, d.offset, d.length) == line
+            assert d.text == line.decode()
+
+
+def test_stdin_lines_split_over_workers_build_the_file_one_process_builds(tmp_path):
+    data = _lines_text(seed=9, count=300)
+    whole = tmp_path / "whole.idx"
+    build_index([Path("-")], whole, BuildOptions(processes=1, analyzer=NO_STEM), stdin=io.BytesIO(data))
+    split = tmp_path / "split.idx"
+    options = BuildOptions(processes=2, chunk_size=300, analyzer=NO_STEM)
+    build_index([Path("-")], split, options, stdin=io.BytesIO(gzip.compress(data)))  # gzip is undone
+    assert split.read_bytes() == whole.read_bytes()
+    with IndexReader(whole) as reader:
+        assert reader.doc_names() == _expected_lines(data, "stdin")
+        assert reader.meta.read.format == "auto" and reader.meta.corpus.paths == ()  # files added later: auto
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["split.idx", "whole.idx"]  # no copy of stdin left
+
+
+def test_stdin_jsonl_indexes_like_the_same_file(tmp_path, runner):
+    docs = _docs(seed=12)
+    source = _write(tmp_path / "c.jsonl", _jsonl(docs))
+    from_file = _contents(_build([source], tmp_path / "file.idx"))
+    out = tmp_path / "stdin.idx"
+    result = runner.invoke(cli, ["build", "-", "-o", str(out), "-q", "--stem", "none"], input=_jsonl(docs))
+    assert result.exit_code == 0, result.output
+    assert _contents(out) == from_file
+    result = runner.invoke(cli, ["search", str(out), next(iter(docs.values())).split()[0], "--snippets"])
+    assert result.exit_code == 0 and "read from standard input" in result.output
+
+
+def test_stdin_mistakes_are_one_line_errors(tmp_path, runner):
+    out = tmp_path / "x.idx"
+    cases = [
+        (["build", "-", "-o", str(out)], b"", 1, "standard input is empty"),
+        (["build", "-"], b"a b\n", 2, "-o/--output"),
+        (["build", "-", str(tmp_path), "-o", str(out)], b"a b\n", 1, "cannot be combined"),
+        (["build", "-", "-o", str(out)], gzip.compress(b"a b\n" * 50)[:-9], 1, "gzip data ends early"),
+    ]
+    for args, data, code, message in cases:
+        result = runner.invoke(cli, args, input=data)
+        assert result.exit_code == code, (args, result.output)
+        assert message in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_index_of_stdin_takes_added_files_but_refuses_a_corpus_update(tmp_path, runner):
+    out = tmp_path / "x.idx"
+    assert runner.invoke(cli, ["build", "-", "-o", str(out), "-q"], input=b"red river\nblue sea\n").exit_code == 0
+    result = runner.invoke(cli, ["update", str(out)])
+    assert result.exit_code == 1 and "built from standard input" in result.output
+    more = write_corpus(tmp_path / "more", {"a.txt": "green river"})
+    result = runner.invoke(cli, ["add", str(out), str(more)])
+    assert result.exit_code == 0, result.output
+    with IndexReader(out) as reader:
+        assert sorted(reader.doc_name(d) for d in reader.live_docs()) == ["a.txt", "stdin:1", "stdin:2"]
+    assert runner.invoke(cli, ["update", str(out)]).exit_code == 0  # the added folder is a corpus now

@@ -653,7 +653,8 @@ def test_a_prefix_matches_every_term_that_starts_with_it(tmp_path):
         assert {h.doc for h in searcher.search("py*", k=10).hits} == {"a.txt", "b.txt", "c.txt"}
         assert {h.doc for h in searcher.search("py* -pyramid", k=10).hits} == {"a.txt", "b.txt"}
         assert {h.doc for h in searcher.search("pyth* AND code", k=10).hits} == {"b.txt"}
-        assert searcher.search("zz*", k=10).hits == []
+        none = searcher.search("zz* OR qq*", k=10)
+        assert none.hits == [] and none.notes == ("no index term starts with zz*, qq*",)
         same = Searcher(reader, engine="exhaustive").search("py* ruby", k=10)
         assert [(h.doc, h.score) for h in searcher.search("py* ruby", k=10).hits] == [
             (h.doc, h.score) for h in same.hits

@@ -19,6 +19,7 @@ from indexer.cli.options import (
     run_options,
 )
 from indexer.cli.writing import interrupts, print_summary_json, progress_bar, report_cleanup_and_skips
+from indexer.corpus.readers import STDIN
 from indexer.indexing.pipeline import BuildOptions, build_index
 
 
@@ -40,10 +41,20 @@ from indexer.indexing.pipeline import BuildOptions, build_index
 def build(corpus, output, positions, as_json, quiet, progress, **params):
     """Index the documents under CORPUS (folders or files: text, JSONL, TREC, .gz) into one index file.
 
+    CORPUS "-" reads standard input: JSONL, TREC, or (--format text or lines) one document per
+    line, named stdin:<line>; gzip data is decompressed.
+
     Example: indexer build notes/ -o notes.idx -p 4
+
+    From a pipe: zcat dump.jsonl.gz | indexer build - -o dump.idx
     """
     run = run_from(params)
     scheduler = run.pop("scheduler")
+    from_stdin = STDIN in map(str, corpus)
+    if from_stdin and output is None:
+        raise click.UsageError("give -o/--output: an index of standard input has no name to take")
+    if from_stdin and sys.stdin.isatty() and not quiet:
+        click.echo("Reading documents from standard input (end with Ctrl-D)...", err=True)
     if output is None:
         output = Path(_default_index_name(corpus[0]))
     if scheduler:  # workers on other machines resolve relative paths against their own folder

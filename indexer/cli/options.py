@@ -93,7 +93,8 @@ read_options = _group(
         default="auto",
         show_default=True,
         help="Input format. auto: .jsonl/.ndjson/.json are JSONL, .trec/.sgml and files starting with <DOC> "
-        "are TREC, the rest text; .gz is decompressed in every format.",
+        "are TREC, the rest text (a file is a document); lines: every line is a document, named "
+        "<file>:<line>; .gz is decompressed in every format.",
     ),
     click.option(
         "--id-field",

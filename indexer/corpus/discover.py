@@ -11,17 +11,21 @@ import codecs
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 
 from indexer.corpus.readers import (
+    BOM,
     FORMATS,
     SNIFF_BYTES,
+    STDIN,
+    STDIN_NAME,
     Piece,
     ReadOptions,
     display_path,
     is_gzip,
+    line_numbers,
     reader_by_suffix,
     sniff_reader,
 )
@@ -64,6 +68,24 @@ def plan_corpus(
     if not plan.files:
         raise CorpusError(f"nothing to index: no files found in {', '.join(map(display_path, paths))}")
     return plan
+
+
+def plan_stream(spool: str, chunk_size: int, options: ReadOptions = ReadOptions()) -> CorpusPlan:
+    """Chunks of a copy of standard input in `spool`. Its format is the one asked for, where
+    `text` means a document per line (`lines`); `auto` takes JSONL when it starts with `{`, TREC
+    when it starts with <DOC>, else lines; the pieces carry that format. Its file is "-"."""
+    _check_options(options)
+    fmt = {"text": "lines"}.get(options.format, options.format)
+    st = os.stat(spool)
+    if fmt == "auto":
+        with open(spool, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+        fmt = "jsonl" if head.removeprefix(BOM).lstrip().startswith(b"{") else sniff_reader(head).name
+        fmt = "lines" if fmt == "text" else fmt
+    if not st.st_size:
+        raise CorpusError("nothing to index: standard input is empty")
+    found = [FoundFile(spool, STDIN, STDIN_NAME, st.st_size, st.st_mtime_ns)]
+    return plan_files(found, [], chunk_size, replace(options, format=fmt), SkipLog())
 
 
 def plan_files(
@@ -164,7 +186,11 @@ def _pieces(
     if reader is None or not reader.splittable or size <= chunk_size or is_gzip(path):
         return [(Piece(str(path), file_no, name, fmt), size)]
     ranges = [(start, min(size, start + chunk_size)) for start in range(0, size, chunk_size)]
-    return [(Piece(str(path), file_no, name, fmt, start, end), end - start) for start, end in ranges]
+    lines = line_numbers(path, [start for start, _ in ranges]) if fmt == "lines" else [1] * len(ranges)
+    return [
+        (Piece(str(path), file_no, name, fmt, start, end, line), end - start)
+        for (start, end), line in zip(ranges, lines, strict=True)
+    ]
 
 
 def _chunks(pieces: list[tuple[Piece, int]], chunk_size: int) -> list[Chunk]:

@@ -33,6 +33,8 @@ GZIP_SUFFIX = ".gz"
 BOM = codecs.BOM_UTF8
 SNIFF_BYTES = 4096  # bytes peeked at to tell a TREC file from a text file
 READ_BLOCK = 1 << 20  # bytes read at a time when scanning for a record boundary
+STDIN = "-"  # the corpus path that means standard input; its documents' file is recorded as "-"
+STDIN_NAME = "stdin"  # the file name in document ids of lines read from standard input: stdin:<line>
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class Piece:
     format: str  # a reader's name, or "auto": text unless the content starts like another format
     start: int = 0
     end: int = -1  # -1: to the end of the file
+    first_line: int = 1  # the number of the first line that starts at or after `start` (lines format)
 
 
 @dataclass
@@ -245,6 +248,68 @@ def record_id_and_text(record: dict, options: ReadOptions = ReadOptions()) -> tu
     return doc_id, parts[0] if len(parts) == 1 else " ".join(parts)
 
 
+class LinesReader(Reader):
+    """Every line is a document, named `<file>:<line number>` (1-based, as grep -n counts);
+    blank lines are skipped but counted. Chosen by --format lines, or for text on standard input."""
+
+    name = "lines"
+    splittable = True
+
+    def documents(self, f, piece, options, log):
+        whole = piece.start == 0 and piece.end < 0
+        blank = True
+        offset = _seek_line_start(f, piece.start)
+        end = piece.end if piece.end >= 0 else math.inf
+        if offset == 0 and f.read(len(BOM)) == BOM:
+            offset = len(BOM)
+        f.seek(offset)
+        number = piece.first_line
+        while offset < end:
+            line = f.readline()
+            if not line:
+                break
+            if not line.isspace():
+                blank = False
+                length = len(line) - (line.endswith(b"\n") + line.endswith(b"\r\n"))
+                record = line[:length]
+                if b"\0" in record:
+                    log.add(SkipReason.BINARY, f"{display_path(piece.path)}:{number}")
+                else:
+                    text = _decode(record, options, log, lambda n=number: f"{display_path(piece.path)}:{n}")
+                    yield Document(f"{piece.name}:{number}", text, piece.file_no, offset, length, zlib.crc32(record))
+            offset += len(line)
+            number += 1
+        if whole and blank:
+            log.add(SkipReason.EMPTY, display_path(piece.path))
+
+    def text_of(self, record, name, options):
+        return record.decode(options.encoding, "replace")
+
+    def ends_record(self, following):
+        return following in (b"", b"\n", b"\r")  # a whole line
+
+
+def line_numbers(path: str, starts: list[int]) -> list[int]:
+    """For each byte offset of `starts` (ascending), the number of the first line that starts at
+    or after it, as LinesReader counts: one pass over the file, counting line breaks."""
+    numbers = []
+    newlines = 0
+    pos = 0
+    with open(path, "rb") as f:
+        for start in starts:
+            if start == 0:
+                numbers.append(1)
+                continue
+            while pos < start - 1:  # the line breaks before the byte at start - 1
+                block = f.read(min(READ_BLOCK, start - 1 - pos))
+                if not block:
+                    break
+                newlines += block.count(b"\n")
+                pos += len(block)
+            numbers.append(newlines + 2)  # the line that straddles start - 1 belongs to the range before
+    return numbers
+
+
 _TREC_START = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<DOC>", re.IGNORECASE)  # optional UTF-8 BOM
 _DOC_OPEN = re.compile(rb"<DOC>", re.IGNORECASE)
 _DOC_CLOSE = re.compile(rb"</DOC>", re.IGNORECASE)
@@ -358,7 +423,9 @@ def _fill(f: BinaryIO, buf: bytearray) -> bool:
     return bool(data)
 
 
-READERS: dict[str, Reader] = {reader.name: reader for reader in (TextReader(), JsonlReader(), TrecReader())}
+READERS: dict[str, Reader] = {
+    reader.name: reader for reader in (TextReader(), JsonlReader(), TrecReader(), LinesReader())
+}
 FORMATS = ("auto", *READERS)
 
 

@@ -10,17 +10,20 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import sys
 import time
+import zlib
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from indexer.analysis import AnalyzerConfig
-from indexer.corpus.discover import CorpusPlan, plan_corpus
-from indexer.corpus.readers import ReadOptions
+from indexer.corpus.discover import CorpusPlan, plan_corpus, plan_stream
+from indexer.corpus.readers import STDIN, ReadOptions
 from indexer.corpus.skips import EXAMPLES_PER_REASON, SkipReason
 from indexer.errors import CorpusError, IndexerError
 from indexer.indexing.executors import Executor, cpu_count, make_executor
@@ -28,7 +31,7 @@ from indexer.indexing.invert import InvertSettings, RunSummary, invert_chunk
 from indexer.indexing.merge import RangeSummary, TermRange, combine_runs, merge_range, plan_ranges
 from indexer.indexing.parts import read_part
 from indexer.indexing.runs import read_doc_table, run_term_count
-from indexer.store.files import make_temp_dir, remove_leftovers, writer_lock
+from indexer.store.files import make_temp_dir, make_temp_file, remove_leftovers, writer_lock
 from indexer.store.index import Deletions, IndexWriter, is_index_file
 from indexer.store.meta import CorpusInfo, IndexMeta, ReadInfo, SegmentEntry
 from indexer.store.segment import FILE, SOURCE, SegmentColumns, SegmentMeta
@@ -93,8 +96,12 @@ def build_index(
     options: BuildOptions = BuildOptions(),
     on_progress: Callable[[Progress], None] | None = None,
     executor=None,
+    stdin: BinaryIO | None = None,
 ) -> BuildStats:
     """Index the documents under `paths` into the file `output` (replaced atomically).
+
+    The path "-" alone reads documents from `stdin` (default: this process's standard input, see
+    `spooled` and `plan_stream`).
 
     `executor` overrides the one `options.processes` asks for (the caller then closes it). A
     symbolic link `output` keeps pointing where it did: the file it names is replaced. Temporary
@@ -106,9 +113,16 @@ def build_index(
     started = time.perf_counter()
     output = _write_target(Path(output))
     _check_output(output)
-    with writer_lock(output):
+    from_stdin = any(os.fspath(p) == STDIN for p in paths)
+    if from_stdin and len(paths) > 1:
+        raise CorpusError("- (standard input) cannot be combined with other corpus paths; name a file '-' as ./-")
+    with writer_lock(output), ExitStack() as cleanup:
         leftovers = remove_build_leftovers(output, options.tmp_dir)
-        plan = plan_corpus(list(paths), options.chunk_size, options.read, ignore=Path(os.path.abspath(output)))
+        if from_stdin:
+            spool = cleanup.enter_context(spooled(stdin or sys.stdin.buffer, Path(options.tmp_dir or output.parent)))
+            plan = plan_stream(spool, options.chunk_size, options.read)
+        else:
+            plan = plan_corpus(list(paths), options.chunk_size, options.read, ignore=Path(os.path.abspath(output)))
         processes = executor.processes if executor is not None else options.processes or cpu_count()
         processes = max(1, min(processes, len(plan.chunks))) if executor is None else processes
         timings = {"plan": time.perf_counter() - started}
@@ -116,7 +130,8 @@ def build_index(
             indexed = index_documents(session, plan, options, on_progress, timings)
             if indexed.documents == 0:
                 reasons = ", ".join(f"{n} {SkipReason(r).label}" for r, n in indexed.skipped.items()) or "no documents"
-                raise CorpusError(f"nothing to index in {', '.join(map(str, paths))}: {reasons}")
+                where = "standard input" if from_stdin else ", ".join(map(str, paths))
+                raise CorpusError(f"nothing to index in {where}: {reasons}")
             mark = time.perf_counter()
             session.writing = output
             meta = IndexMeta(
@@ -148,6 +163,54 @@ def build_index(
         timings=timings,
         leftovers_removed=leftovers,
     )
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+SPOOL_BLOCK = 1 << 20
+
+
+@contextmanager
+def spooled(stream: BinaryIO, folder: Path):
+    """Copy `stream` to a temporary file in `folder` (gzip data decompressed on the way) and give
+    its path; the file is removed on the way out. Workers then read byte ranges of it in parallel,
+    as of any file. A full disk becomes one IndexerError."""
+    fd, path = make_temp_file(folder, "stdin")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            _copy_stream(stream, out, folder)
+        yield path
+    finally:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def _copy_stream(stream: BinaryIO, out: BinaryIO, folder: Path) -> None:
+    try:
+        block = stream.read(SPOOL_BLOCK)
+        unzip = zlib.decompressobj(wbits=31) if block.startswith(GZIP_MAGIC) else None
+        while block:
+            if unzip is None:
+                out.write(block)
+            else:
+                out.write(unzip.decompress(block))
+                while unzip.eof and unzip.unused_data:  # concatenated gzip members, as zcat reads them
+                    rest = unzip.unused_data
+                    unzip = zlib.decompressobj(wbits=31)
+                    out.write(unzip.decompress(rest))
+            block = stream.read(SPOOL_BLOCK)
+        if unzip is not None and not unzip.eof:
+            raise CorpusError("standard input: the gzip data ends early (truncated)")
+    except zlib.error as err:
+        raise CorpusError(f"standard input: damaged gzip data ({err})") from None
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise IndexerError(
+                f"no space left on device while copying standard input into {folder}; "
+                "free some space, or use --tmp-dir on a larger disk"
+            ) from None
+        raise
 
 
 def read_info(read: ReadOptions) -> ReadInfo:
@@ -391,7 +454,8 @@ def segment_columns(
     files["first_doc"] = np.searchsorted(file_nos, np.arange(len(plan.files)), side="left")
     files["reader"] = readers.index("text")  # files no reader opened (unreadable) hold no document
     for n, stamp in stamps.items():
-        files[n] = (files["first_doc"][n], readers.index(stamp.reader), stamp.size, stamp.mtime_ns)
+        mtime = 0 if plan.files[n] == STDIN else stamp.mtime_ns  # a copy's time says nothing of the input
+        files[n] = (files["first_doc"][n], readers.index(stamp.reader), stamp.size, mtime)
     sources = []
     for t in tables:
         rows = np.zeros(len(t.lengths), dtype=SOURCE)

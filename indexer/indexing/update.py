@@ -23,7 +23,7 @@ import numpy as np
 
 from indexer.analysis import AnalyzerConfig
 from indexer.corpus.discover import find_files, plan_files
-from indexer.corpus.readers import ReadOptions, display_path
+from indexer.corpus.readers import STDIN, ReadOptions, display_path
 from indexer.corpus.skips import SkipLog
 from indexer.errors import IndexerError
 from indexer.indexing.executors import cpu_count
@@ -104,7 +104,7 @@ def _known_files(reader: IndexReader) -> dict[str, _Known]:
         ends = np.append(firsts[1:], segment.doc_count)
         dead = set(reader.deletions[n].files.tolist())
         for i, path in enumerate(segment.file_names):
-            if i not in dead:
+            if i not in dead and path != STDIN:  # documents read from standard input stay as they are
                 reader_name = segment.meta.readers[int(table["reader"][i])]
                 row = (int(table["size"][i]), int(table["mtime_ns"][i]), int(firsts[i]), int(ends[i]), reader_name)
                 known[os.path.abspath(path)] = _Known(n, i, *row)
@@ -168,6 +168,11 @@ def _update(reader: IndexReader, output: Path, options: UpdateOptions, paths, on
         exclude=meta.read.exclude,
     )
     roots = list(meta.corpus.paths)
+    if paths is None and not roots:
+        raise IndexerError(
+            f"{output} was built from standard input: there is no corpus to look at again; "
+            "add files with 'indexer add', or build it anew"
+        )
     scope: list[str] | None = None  # absolute paths the update looks under (None: the whole corpus)
     if paths is not None:
         scope = [os.path.abspath(p) for p in paths]

@@ -268,6 +268,15 @@ def query_terms(node: Node, analyze: Analyze, expand: Expand | None = None) -> l
     return terms
 
 
+def prefixes(node: Node) -> list[str]:
+    """The raw prefixes of `node`'s Prefix nodes, in query order."""
+    if isinstance(node, Prefix):
+        return [node.prefix]
+    if isinstance(node, Bool):
+        return [p for clause in node.clauses for p in prefixes(clause.node)]
+    return []
+
+
 def is_plain(node: Node) -> bool:
     """Whether `node` is plain words: a word, or a group of optional words (no phrase, no
     required or excluded clause, no nested group). Every scored document of such a query matches."""

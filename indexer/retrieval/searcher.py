@@ -20,7 +20,7 @@ import numpy as np
 from indexer.analysis import Analyzer, AnalyzerConfig
 from indexer.errors import ArgumentError, QueryError
 from indexer.retrieval.engine import BlockEngine, ExhaustiveEngine, Prepared
-from indexer.retrieval.query import Node, is_plain, looks_plain, parse_query, query_terms
+from indexer.retrieval.query import Node, is_plain, looks_plain, parse_query, prefixes, query_terms
 from indexer.retrieval.scoring import DEFAULT_B, DEFAULT_K1, make_scorer
 from indexer.retrieval.snippets import Snippet, SnippetMaker
 from indexer.retrieval.stats import CollectionStats
@@ -189,12 +189,16 @@ class Searcher:
     ) -> SearchResult:
         if k < 0 or wants.offset < 0:
             raise ArgumentError(f"k and offset must be 0 or more, not {k} and {wants.offset}")
+        unmatched: list[str] = []
         if node is None:  # plain words: every scored document matches
             terms = self.analyzer.terms(query)
         else:
             terms = query_terms(node, self.analyzer.positioned_terms, self.expand)
+            unmatched = [p for p in prefixes(node) if not self.expand(p)]
             node = None if is_plain(node) else node
-        if not terms:
+        if unmatched:
+            notes = (*notes, f"no index term starts with {', '.join(f'{p}*' for p in unmatched)}")
+        elif not terms:
             notes = (*notes, NO_WORDS)
         # a term that occurs several times in the query counts as often, as in Lucene and bm25s
         prepared = Prepared(node, dict(Counter(terms)), self.analyzer.positioned_terms, self.expand)

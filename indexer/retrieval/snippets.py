@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from indexer.analysis import WORD_RE, Analyzer
-from indexer.corpus.readers import READERS, ReadOptions, read_source
+from indexer.corpus.readers import READERS, STDIN, ReadOptions, read_source
 from indexer.store.meta import IndexMeta
 
 WINDOW = 30  # words shown, counting the lead-in
@@ -55,6 +55,8 @@ class SnippetMaker:
         path, offset, length, crc, reader = self.reader.doc_source(doc)
         text, why = source_text(path, offset, length, crc, reader, self.reader.doc_name(doc), self.options)
         if text is None:
+            if path == STDIN:
+                return Snippet(((f"[source not available: {why}]", False),))
             return Snippet(((f"[source not available: {path} {why}]", False),), missing_source=path)
         return Snippet(best_passage(text, terms, self.analyzer))
 
@@ -64,6 +66,8 @@ def source_text(
 ) -> tuple[str | None, str]:
     """(the document's indexed text, "") read back from its source, or (None, why not): the
     bytes at its offset must still have the CRC-32 they had when it was indexed."""
+    if path == STDIN:
+        return None, "it was read from standard input, which the index does not keep"
     try:
         data = read_source(path, offset, length + 1)  # and the byte after: has the record grown?
     except FileNotFoundError:
