@@ -179,25 +179,10 @@ class JsonlReader(Reader):
     splittable = True
 
     def documents(self, f, piece, options, log):
-        whole = piece.start == 0 and piece.end < 0
-        blank = True
-        offset = _seek_line_start(f, piece.start)
-        end = piece.end if piece.end >= 0 else math.inf
-        if offset == 0 and f.read(len(BOM)) == BOM:  # a byte-order mark is no part of the first record
-            offset = len(BOM)
-        f.seek(offset)
-        while offset < end:
-            line = f.readline()
-            if not line:
-                break
-            if not line.isspace():
-                blank = False
-                doc = self._record(line, piece, offset, options, log)
-                if doc is not None:
-                    yield doc
-            offset += len(line)
-        if whole and blank:
-            log.add(SkipReason.EMPTY, display_path(piece.path))
+        for offset, _, line in _lines(f, piece, log):
+            doc = self._record(line, piece, offset, options, log)
+            if doc is not None:
+                yield doc
 
     def _record(self, line: bytes, piece: Piece, offset: int, options: ReadOptions, log: SkipLog) -> Document | None:
         where = _where(piece, offset)
@@ -256,31 +241,39 @@ class LinesReader(Reader):
     splittable = True
 
     def documents(self, f, piece, options, log):
-        whole = piece.start == 0 and piece.end < 0
-        blank = True
-        offset = _seek_line_start(f, piece.start)
-        end = piece.end if piece.end >= 0 else math.inf
-        if offset == 0 and f.read(len(BOM)) == BOM:
-            offset = len(BOM)
-        f.seek(offset)
-        number = piece.first_line
-        while offset < end:
-            line = f.readline()
-            if not line:
-                break
-            if not line.isspace():
-                blank = False
-                length = len(line) - (line.endswith(b"\n") + line.endswith(b"\r\n"))
-                record = line[:length]
-                if b"\0" in record:
-                    log.add(SkipReason.BINARY, f"{display_path(piece.path)}:{number}")
-                else:
-                    text = _decode(record, options, log, lambda n=number: f"{display_path(piece.path)}:{n}")
-                    yield Document(f"{piece.name}:{number}", text, piece.file_no, offset, length, zlib.crc32(record))
-            offset += len(line)
-            number += 1
-        if whole and blank:
-            log.add(SkipReason.EMPTY, display_path(piece.path))
+        for offset, number, line in _lines(f, piece, log):
+            length = len(line) - (line.endswith(b"\n") + line.endswith(b"\r\n"))
+            record = line[:length]
+            if b"\0" in record:
+                log.add(SkipReason.BINARY, f"{display_path(piece.path)}:{number}")
+                continue
+            text = _decode(record, options, log, lambda n=number: f"{display_path(piece.path)}:{n}")
+            yield Document(f"{piece.name}:{number}", text, piece.file_no, offset, length, zlib.crc32(record))
+
+
+def _lines(f: BinaryIO, piece: Piece, log: SkipLog) -> Iterator[tuple[int, int, bytes]]:
+    """(offset, line number, line) of each non-blank line that starts in the piece's range; a line
+    straddling the range's start belongs to the range before. A whole file without one is logged
+    as empty. A byte-order mark is no part of the first line."""
+    whole = piece.start == 0 and piece.end < 0
+    blank = True
+    offset = _seek_line_start(f, piece.start)
+    end = piece.end if piece.end >= 0 else math.inf
+    if offset == 0 and f.read(len(BOM)) == BOM:
+        offset = len(BOM)
+    f.seek(offset)
+    number = piece.first_line
+    while offset < end:
+        line = f.readline()
+        if not line:
+            break
+        if not line.isspace():
+            blank = False
+            yield offset, number, line
+        offset += len(line)
+        number += 1
+    if whole and blank:
+        log.add(SkipReason.EMPTY, display_path(piece.path))
 
     def text_of(self, record, name, options):
         return record.decode(options.encoding, "replace")
