@@ -4,12 +4,14 @@ refused clearly, on open, at search time or by verify, naming what is damaged.""
 from __future__ import annotations
 
 import os
+import random
 import struct
 from pathlib import Path
 
 import pytest
 from conftest import random_docs, write_corpus
 
+from indexer.analysis import AnalyzerConfig
 from indexer.errors import IndexFormatError, UnsupportedVersionError
 from indexer.indexing.pipeline import BuildOptions, build_index
 from indexer.retrieval.searcher import Searcher
@@ -160,3 +162,36 @@ def test_index_file_gets_normal_permissions(tmp_path):
     assert target.stat().st_mode & 0o777 == 0o644
     with IndexReader(target) as reader:
         assert reader.doc_count == 0 and reader.segments == []
+
+
+@pytest.mark.parametrize("sample", [1, 2, 3, 64])
+def test_the_sampled_dictionary_finds_every_term_and_no_other(tmp_path, monkeypatch, sample):
+    from bisect import bisect_left
+
+    from indexer.store import segment as segment_module
+
+    monkeypatch.setattr(segment_module, "TERM_SAMPLE", sample)
+    rng = random.Random(21)
+    words = ["".join(rng.choice("abcé") for _ in range(rng.randint(1, 6))) for _ in range(400)]
+    corpus = write_corpus(tmp_path / "c", {f"{i}.txt": " ".join(rng.sample(words, 30)) for i in range(30)})
+    index = tmp_path / "x.idx"
+    build_index([corpus], index, BuildOptions(processes=1, analyzer=AnalyzerConfig(stem="none")))
+    with IndexReader(index) as reader:
+        segment = reader.segments[0]
+        terms = [t.encode() for t in segment.terms()]
+        assert terms == sorted(terms) and len(terms) > 50
+        for i, term in enumerate(terms):
+            assert segment.term_id(term) == i
+        probes = [
+            b"",
+            b"\x00",
+            b"\xff",
+            b"a",
+            b"zzzz",
+            b"caf",
+            *(t + b"\x00" for t in terms[::7]),
+            *(t[:-1] for t in terms),
+        ]
+        for probe in probes:
+            assert segment.term_id(probe) == (terms.index(probe) if probe in terms else None)
+            assert segment.term_range(probe, None)[0] == bisect_left(terms, probe)

@@ -70,11 +70,15 @@ def accumulate(docs: list[np.ndarray], contributions: list[np.ndarray]) -> tuple
         return np.zeros(0, np.int64), np.zeros(0)
     if len(docs) == 1:
         return docs[0], contributions[0]
-    all_docs = np.concatenate(docs)
+    return _accumulate_flat(np.concatenate(docs), np.concatenate(contributions))
+
+
+def _accumulate_flat(all_docs: np.ndarray, contributions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """accumulate() of the terms' docs and contributions laid end to end, term after term."""
     order = np.argsort(all_docs, kind="stable")
     ordered = all_docs[order]
     starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1]))) if len(ordered) else order
-    return ordered[starts], np.add.reduceat(np.concatenate(contributions)[order], starts) if len(order) else order
+    return ordered[starts], np.add.reduceat(contributions[order], starts) if len(order) else order
 
 
 def _sum_in_order(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -159,8 +163,10 @@ class BlockEngine:
         blocks' bounds of the terms still to come, could still reach the k-th score so far."""
         deleted = self.reader.deletions[n].docs
         if exact_count or k <= 0 or sum(p.df for p, _, _ in parts) < EXHAUSTIVE_BELOW:
-            everything = self._decode(scoring, n, [(i, p, None, times, idf) for i, (p, times, idf) in enumerate(parts)])
-            docs, scores = _drop_deleted(*_sum_in_order(everything), deleted)
+            chosen = [(i, p, None, times, idf) for i, (p, times, idf) in enumerate(parts)]
+            all_docs, weights, _ = self._decode_flat(scoring, n, chosen)
+            summed = _accumulate_flat(all_docs, weights) if len(parts) > 1 else (all_docs, weights)
+            docs, scores = _drop_deleted(*summed, deleted)
             best_docs, best_scores = top_k(docs, scores, k)
             return best_docs, best_scores, len(docs), True
         # each term's bound: exact for a term of one block (decoded now), its blocks' best otherwise
@@ -235,14 +241,27 @@ class BlockEngine:
         """(docs, weights) of the chosen blocks (None: all) of the given terms, decoded in one pass."""
         if not chosen:
             return []
+        docs, weights, cuts = self._decode_flat(scoring, n, chosen)
+        return [(docs[a:b], weights[a:b]) for a, b in zip(cuts, cuts[1:])]
+
+    def _decode_flat(self, scoring: _Scoring, n: int, chosen) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """(docs, weights, cuts): the chosen blocks' postings, term after term, term j's at
+        [cuts[j], cuts[j + 1]), weighed in one pass (the same operations, element by element, as
+        weighing each term on its own)."""
         segment = self.reader.segments[n]
         docs, tfs, per_term = decode(segment, [(p, which) for _, p, which, _, _ in chosen])
-        cuts = np.concatenate(([0], np.cumsum(per_term)))
-        out = []
-        for j, (_, _, _, times, idf) in enumerate(chosen):
-            d, t = docs[cuts[j] : cuts[j + 1]], tfs[cuts[j] : cuts[j + 1]]
-            out.append((d, scoring.contributions(n, d, t, idf, times)))
-        return out
+        counts = per_term.tolist()
+        if len(chosen) == 1:
+            _, _, _, times, idf = chosen[0]
+            return docs, scoring.contributions(n, docs, tfs, idf, times), [0, counts[0]]
+        idfs = np.repeat([idf for *_, idf in chosen], per_term)
+        weights = scoring.contributions(n, docs, tfs, idfs, 1)
+        if any(times != 1 for _, _, _, times, _ in chosen):
+            weights = weights * np.repeat(np.array([times for _, _, _, times, _ in chosen], np.float64), per_term)
+        cuts = [0]
+        for c in counts:
+            cuts.append(cuts[-1] + c)
+        return docs, weights, cuts
 
     # -- everything else: match, then score what matched ------------------------------------------
 

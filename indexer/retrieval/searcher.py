@@ -204,10 +204,11 @@ class Searcher:
         prepared = Prepared(node, dict(Counter(terms)), self.analyzer.positioned_terms, self.expand)
         ranking = self.engine.run(prepared, k + wants.offset, wants.count)
         pairs = list(zip(ranking.docs.tolist(), ranking.scores.tolist()))[wants.offset :]
+        names = self.reader.names_of([d for d, _ in pairs])
         hits = [
             Hit(
                 rank=wants.offset + i + 1,
-                doc=self.reader.doc_name(d),
+                doc=names[i],
                 score=s,
                 doc_id=d,
                 snippet=self._snippets.snippet(d, ranking.idfs) if wants.snippets else None,

@@ -15,6 +15,7 @@ import os
 import stat
 import struct
 import zlib
+from bisect import bisect_right
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -242,6 +243,7 @@ class IndexReader:
             self.segments.append(SegmentReader(self._buf, entry.offset, entry.length, where, self._map))
             self.deletions.append(self._deletions(records, n, entry))
         self.bases = np.concatenate(([0], np.cumsum([s.doc_count for s in self.segments]))).astype(np.int64)
+        self._bases = self.bases.tolist()
         self.doc_count: int = self.meta.documents
         self.has_positions: bool = self.meta.positions
 
@@ -280,8 +282,10 @@ class IndexReader:
 
     def locate(self, doc: int) -> tuple[int, int]:
         """(segment number, local doc id) of a global doc id."""
-        segment = int(np.searchsorted(self.bases, doc, side="right")) - 1
-        return segment, doc - int(self.bases[segment])
+        if len(self.segments) == 1:
+            return 0, doc
+        segment = bisect_right(self._bases, doc) - 1
+        return segment, doc - self._bases[segment]
 
     def is_deleted(self, doc: int) -> bool:
         segment, local = self.locate(doc)
@@ -308,6 +312,12 @@ class IndexReader:
         """The external id of a document (its path or the id field of its record)."""
         segment, local = self.locate(doc)
         return self.segments[segment].doc_name(local)
+
+    def names_of(self, docs: list[int]) -> list[str]:
+        """The external ids of these documents (global ids), in order."""
+        if len(self.segments) == 1:
+            return self.segments[0].names_of(docs)
+        return [self.doc_name(d) for d in docs]
 
     def doc_names(self) -> list[str]:
         """The external ids of the live documents, in global doc id order."""

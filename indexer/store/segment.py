@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -23,6 +24,7 @@ from indexer.errors import IndexFormatError
 from indexer.store.codec import TermHeader, read_header, word_view
 
 PAGE = 4096
+TERM_SAMPLE = 128  # terms per run of the dictionary's in-memory sample (see SegmentReader._term_samples)
 ALIGN = 8
 SEGMENT_MAGIC = b"IDXSEG\r\n"
 SECTION_ENTRY = struct.Struct("<IIQQ")  # kind, crc32 (the page table's own; 0 for the others), offset, length
@@ -244,7 +246,8 @@ class SegmentReader:
         if zlib.crc32(pages) != crc or size != 4 * ((offset + PAGE - 1) // PAGE):
             raise self._error("page checksum table damaged")
         self._pages = pages.view("<u4")
-        self._checked = np.zeros(len(self._pages), dtype=bool)
+        self._checked = bytearray(len(self._pages))  # 1: the page's checksum was verified
+        self._checked_view = np.frombuffer(self._checked, dtype=bool)  # the same bytes, for many pages at once
         self._paged_end = self.paged_end = offset  # the pages cover every byte before the page table
         try:
             self.meta = SegmentMeta.from_json(self.section(SEGMENT_META).tobytes())
@@ -270,7 +273,7 @@ class SegmentReader:
     def check(self, start: int, stop: int) -> None:
         """Verify the pages holding segment bytes [start, stop), once each."""
         first, last = start // PAGE, (max(stop, start + 1) - 1) // PAGE
-        if stop <= start or self._checked[first : last + 1].all():
+        if stop <= start or (self._checked[first] and (first == last or self._checked_view[first : last + 1].all())):
             return
         for page in range(first, min(last + 1, len(self._pages))):
             if not self._checked[page]:
@@ -280,11 +283,11 @@ class SegmentReader:
                         f"the {names[0]} section" if len(names) == 1 else f"a page of the {', '.join(names)} sections"
                     )
                     raise self._error(f"checksum mismatch in {what}")
-                self._checked[page] = True
+                self._checked[page] = 1
 
     def check_pages(self, pages: np.ndarray) -> None:
         """Verify these pages (segment page numbers), each once."""
-        for page in pages[~self._checked[pages]].tolist() if len(pages) else ():
+        for page in pages[~self._checked_view[pages]].tolist() if len(pages) else ():
             self.check(page * PAGE, page * PAGE + 1)
 
     def _page_crc(self, page: int) -> int:
@@ -331,12 +334,27 @@ class SegmentReader:
         return offsets
 
     def doc_name(self, doc: int) -> str:
-        a, b = int(self._name_offsets[doc]), int(self._name_offsets[doc + 1])
+        a, b = self._name_offsets[doc : doc + 2].tolist()
         names = self.sections[DOC_NAMES][0]
         if not 0 <= a <= b:
             raise self._error("doc name offsets out of order")
         self.check(names + a, names + b)
-        return self.buf[names + a : names + b].tobytes().decode("utf-8", "replace")
+        return self._raw[self._base + names + a : self._base + names + b].decode("utf-8", "replace")
+
+    def names_of(self, docs: list[int]) -> list[str]:
+        """The names of these documents, in order (a page of hits at once)."""
+        if not docs:
+            return []
+        picked = np.asarray(docs, dtype=np.int64)
+        starts, ends = self._name_offsets[picked].tolist(), self._name_offsets[picked + 1].tolist()
+        names, at = self.sections[DOC_NAMES][0], self._base + self.sections[DOC_NAMES][0]
+        out = []
+        for a, b in zip(starts, ends):
+            if not 0 <= a <= b:
+                raise self._error("doc name offsets out of order")
+            self.check(names + a, names + b)
+            out.append(self._raw[at + a : at + b].decode("utf-8", "replace"))
+        return out
 
     def doc_names(self) -> list[str]:
         raw = self.section(DOC_NAMES).tobytes()
@@ -369,69 +387,103 @@ class SegmentReader:
 
     # -- terms --------------------------------------------------------------------------------
 
+    # The dictionary is checked page by page as lookups read it, never whole: open + first query
+    # then reads a few pages, not megabytes. A lookup bisects an in-memory sample of every
+    # TERM_SAMPLE-th term, built unchecked, then checks the pages of the one run it searches and
+    # that the run's bounds (checked) do enclose the key, so a damaged sample can only fail loudly.
+
+    def _offsets_array(self, kind: int, end: int, what: str) -> np.ndarray:
+        offset, size, _ = self.sections[kind]
+        if size != (self.term_count + 1) * np.dtype(self._offsets).itemsize:
+            raise self._error(f"{SECTION_NAMES[kind]} section has the wrong size")
+        self.check(offset + size - 16, offset + size)
+        offsets = self.buf[offset : offset + size].view(self._offsets)
+        if self.term_count and offsets[-1] != end:
+            raise self._error(f"{what} do not match")
+        return offsets
+
     @cached_property
     def _term_offsets(self) -> np.ndarray:
-        offsets = self._array(TERM_OFFSETS, self._offsets, self.term_count + 1)
-        self.section(TERMS)  # checked whole once: a lookup's probes then need no checks
-        if self.term_count and offsets[-1] != self.sections[TERMS][1]:
-            raise self._error("term offsets do not match the terms")
-        return offsets
+        return self._offsets_array(TERM_OFFSETS, self.sections[TERMS][1], "term offsets and terms")
 
     @cached_property
     def _term_data(self) -> np.ndarray:
-        offsets = self._array(TERM_DATA, self._offsets, self.term_count + 1)
-        if self.term_count and offsets[-1] != self.sections[POSTINGS][1]:
-            raise self._error("term data offsets do not match the postings")
-        return offsets
+        return self._offsets_array(TERM_DATA, self.sections[POSTINGS][1], "term data offsets and postings")
+
+    def _term_cuts(self, lo: int, hi: int) -> list[int]:
+        """Term offsets lo..hi (inclusive), their pages and the terms' bytes' pages checked."""
+        size = np.dtype(self._offsets).itemsize
+        at = self.sections[TERM_OFFSETS][0]
+        self.check(at + lo * size, at + (hi + 1) * size)
+        cuts = self._term_offsets[lo : hi + 1].tolist()
+        if cuts != sorted(cuts) or cuts[0] < 0 or cuts[-1] > self.sections[TERMS][1]:
+            raise self._error("term offsets out of order")
+        terms = self.sections[TERMS][0]
+        self.check(terms + cuts[0], terms + cuts[-1])
+        return cuts
 
     @cached_property
-    def _term_probe(self) -> tuple[list[int], object]:
-        """Term start offsets in the file as Python ints, and the file (an mmap, whose slices are
-        bytes), for the binary search."""
-        start = self._base + self.sections[TERMS][0]
-        return (self._term_offsets.astype(np.int64) + start).tolist(), self._raw
+    def _term_samples(self) -> list[bytes]:
+        offsets = self._term_offsets
+        starts = offsets[:-1:TERM_SAMPLE].tolist()
+        ends = offsets[1::TERM_SAMPLE].tolist()
+        at, raw = self._base + self.sections[TERMS][0], self._raw
+        return [raw[at + a : at + b] for a, b in zip(starts, ends)]
+
+    def _first_at_least(self, key: bytes) -> tuple[int, bytes | None]:
+        """(i, term i): the number of terms below `key` (byte order is code-point order) and the
+        first term not below it (None past the last)."""
+        run = max(0, bisect_left(self._term_samples, key) - 1)  # samples[run] < key <= samples[run + 1]
+        lo = run * TERM_SAMPLE
+        hi = min(lo + TERM_SAMPLE, self.term_count)  # the next run's first term, or the end
+        cuts = self._term_cuts(lo, min(hi + 1, self.term_count))
+        first = cuts[0]
+        at = self._base + self.sections[TERMS][0]
+        data = self._raw[at + first : at + cuts[-1]]  # the run's terms and the next run's first
+
+        def term(i: int) -> bytes:
+            return data[cuts[i] - first : cuts[i + 1] - first]
+
+        if (lo > 0 and not term(0) < key) or (hi < self.term_count and term(hi - lo) < key):
+            raise self._error("the term dictionary is out of order")
+        a, b = 0, hi - lo
+        while a < b:
+            mid = (a + b) // 2
+            if term(mid) < key:
+                a = mid + 1
+            else:
+                b = mid
+        return lo + a, term(a) if lo + a < self.term_count else None
 
     def term_id(self, term: bytes) -> int | None:
-        """The number of `term` (UTF-8) in the sorted dictionary, or None: a binary search over the
-        mapped terms (byte order is code-point order)."""
-        at, data = self._term_probe
-        lo, hi = 0, self.term_count
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if data[at[mid] : at[mid + 1]] < term:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo if lo < self.term_count and data[at[lo] : at[lo + 1]] == term else None
+        """The number of `term` (UTF-8) in the sorted dictionary, or None."""
+        i, found = self._first_at_least(term)
+        return i if found == term else None
+
+    def term_bytes(self, i: int) -> bytes:
+        a, b = self._term_cuts(i, i + 1)
+        at = self._base + self.sections[TERMS][0]
+        return self._raw[at + a : at + b]
 
     def term(self, i: int) -> str:
-        at, data = self._term_probe
-        return data[at[i] : at[i + 1]].decode("utf-8")
+        return self.term_bytes(i).decode("utf-8")
 
     def terms(self) -> list[str]:
         raw = self.section(TERMS).tobytes()
+        self.section(TERM_OFFSETS)
         cuts = self._term_offsets.tolist()
         return [raw[a:b].decode("utf-8") for a, b in zip(cuts[:-1], cuts[1:])]
 
     def term_range(self, lo: bytes, hi: bytes | None) -> tuple[int, int]:
         """Term numbers [a, b) of the terms t with lo <= t < hi (hi None: no upper end)."""
-        at, data = self._term_probe
-
-        def first_at_least(key: bytes) -> int:
-            a, b = 0, self.term_count
-            while a < b:
-                mid = (a + b) // 2
-                if data[at[mid] : at[mid + 1]] < key:
-                    a = mid + 1
-                else:
-                    b = mid
-            return a
-
-        return first_at_least(lo), self.term_count if hi is None else first_at_least(hi)
+        return self._first_at_least(lo)[0], self.term_count if hi is None else self._first_at_least(hi)[0]
 
     def header(self, i: int) -> TermHeader:
         """Term i's header and skip table, its pages checked."""
-        start, stop = int(self._term_data[i]), int(self._term_data[i + 1])
+        size = np.dtype(self._offsets).itemsize
+        at = self.sections[TERM_DATA][0]
+        self.check(at + i * size, at + (i + 2) * size)
+        start, stop = self._term_data[i : i + 2].tolist()
         if not 0 <= start < stop <= self._postings_size:
             raise self._error(f"term data of {self.term(i)!r} out of range")
         self.check(self._postings_at + start, self._postings_at + min(stop, start + 16))
@@ -440,7 +492,7 @@ class SegmentReader:
         return header
 
     def term_end(self, i: int) -> int:
-        return int(self._term_data[i + 1])
+        return int(self._term_data[i + 1])  # checked by header(i), which comes first
 
     @property
     def postings_buffer(self) -> np.ndarray:
