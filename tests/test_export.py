@@ -13,6 +13,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from indexer import export as export_module
 from indexer.analysis import AnalyzerConfig
+from indexer.cli import cli
 from indexer.export import export_index
 from indexer.indexing.pipeline import BuildOptions, build_index
 from indexer.indexing.update import UpdateOptions, delete_documents, update_index
@@ -135,8 +136,49 @@ def updated_index(tmp_path) -> Path:
     return index
 
 
+def _cli_postings(runner, index: Path, term: str) -> dict:
+    result = runner.invoke(cli, ["postings", str(index), term, "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
 # ---------------------------------------------------------------------------------------------
 # CIFF
+
+
+def test_ciff_of_a_multi_segment_index_with_deletions_agrees_with_indexer_postings(runner, tmp_path, updated_index):
+    out = tmp_path / "multi.ciff"
+    result = runner.invoke(cli, ["export", str(updated_index), "--format", "ciff", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    header, lists, records = read_ciff(out.read_bytes())
+
+    with IndexReader(updated_index) as reader:
+        names = reader.doc_names()
+        live = reader.live_docs()
+        lengths = reader.doc_lengths[live].astype(int).tolist()
+        terms = [t for t in reader.terms() if reader.postings(t) is not None]
+    # doc records: dense ids over the live documents, in index order
+    assert records == [(i, name, length) for i, (name, length) in enumerate(zip(names, lengths))]
+    assert "ghost.txt" not in names
+    # the header
+    assert header.version == 1
+    assert header.num_postings_lists == header.total_postings_lists == len(lists) == len(terms)
+    assert header.num_docs == header.total_docs == len(names)
+    assert header.total_terms_in_collection == sum(lengths) == sum(tf for *_, p in lists for _, tf in p)
+    assert header.average_doclength == sum(lengths) / len(names)
+    assert header.description.startswith("indexer ")
+    # every posting list, in byte order, against `indexer postings --json`
+    assert [term for term, *_ in lists] == terms == sorted(terms, key=lambda t: t.encode("utf-8"))
+    assert {"café", "naïve", "über"} <= set(terms) and "ghost" not in terms
+    for term, df, cf, postings in lists:
+        expected = _cli_postings(runner, updated_index, term)
+        assert expected["term"] == term
+        assert [(names[doc], tf) for doc, tf in postings] == [(p["doc"], p["tf"]) for p in expected["postings"]]
+        assert df == expected["df"] == len(postings)
+        assert cf == sum(tf for _, tf in postings)
+    every = next(p for term, _, _, p in lists if term == "every")
+    assert len(every) == len(names) > 2 * 128 and every[0][0] == 0  # several blocks; doc 0's gap is 0
+    assert max(tf for term, _, _, p in lists if term == "repeat" for _, tf in p) == 300
 
 
 def test_batches_do_not_change_the_bytes_and_every_list_matches_the_reader(tmp_path, updated_index, monkeypatch):
@@ -169,8 +211,53 @@ def test_posting_varints_of_every_length_are_read_back_by_protobuf():
     assert [p.tf for p in plist.postings] == tfs.tolist()
 
 
+def test_ciff_on_stdout_is_the_same_bytes_and_a_terminal_is_refused(runner, tmp_path, small_index, monkeypatch):
+    out = tmp_path / "x.ciff"
+    written = runner.invoke(cli, ["export", str(small_index), "--format", "ciff", "-o", str(out), "--description", "d"])
+    assert written.exit_code == 0 and written.stdout == "" and "Exported" in written.stderr
+    piped = runner.invoke(cli, ["export", str(small_index), "--format", "ciff", "-q", "--description", "d"])
+    assert piped.exit_code == 0 and piped.stderr == ""
+    assert piped.stdout_bytes == out.read_bytes()
+    assert read_ciff(piped.stdout_bytes)[0].description == "d"
+
+    monkeypatch.setattr("indexer.cli.export.stdout_is_terminal", lambda: True)
+    refused = runner.invoke(cli, ["export", str(small_index), "--format", "ciff"])
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert refused.stderr.count("\n") == 1 and "terminal" in refused.stderr
+
+
+def test_bad_requests_are_one_line_errors_and_leave_files_alone(runner, tmp_path, small_index):
+    before = small_index.read_bytes()
+    onto_itself = runner.invoke(cli, ["export", str(small_index), "--format", "ciff", "-o", str(small_index)])
+    assert onto_itself.exit_code == 1 and onto_itself.stderr.startswith("Error: ") and "index" in onto_itself.stderr
+    assert small_index.read_bytes() == before
+    no_folder = runner.invoke(cli, ["export", str(small_index), "--format", "ciff", "-o", str(tmp_path / "no" / "x")])
+    assert no_folder.exit_code == 1 and no_folder.stderr.count("\n") == 1
+    conflict = runner.invoke(cli, ["export", str(small_index), "--format", "jsonl", "--description", "d"])
+    assert conflict.exit_code == 2
+    not_index = tmp_path / "junk.idx"
+    not_index.write_bytes(b"not an index at all, but long enough to be read as one" * 2)
+    refused = runner.invoke(cli, ["export", str(not_index), "--format", "jsonl"])
+    assert refused.exit_code == 1 and refused.stdout == "" and refused.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".indexer-")) == []
+
+
 # ---------------------------------------------------------------------------------------------
 # JSONL
+
+
+def test_jsonl_agrees_with_indexer_postings_json(runner, updated_index):
+    result = runner.invoke(cli, ["export", str(updated_index), "--format", "jsonl"], catch_exceptions=False)
+    assert result.exit_code == 0
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    with IndexReader(updated_index) as reader:
+        assert [line["term"] for line in lines] == [t for t in reader.terms() if reader.postings(t) is not None]
+    for text, line in zip(result.stdout.splitlines(), lines):
+        assert text == json.dumps(line, ensure_ascii=False)  # the bytes json.dumps gives, keys in this order
+        assert list(line) == ["term", "df", "cf", "postings"]
+        expected = _cli_postings(runner, updated_index, line["term"])
+        assert line["postings"] == [[p["doc"], p["tf"], p["positions"]] for p in expected["postings"]]
+        assert line["df"] == expected["df"] and line["cf"] == sum(p["tf"] for p in expected["postings"])
 
 
 def test_jsonl_without_positions_has_doc_and_tf_pairs(tmp_path, small_corpus):
