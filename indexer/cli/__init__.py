@@ -27,6 +27,7 @@ COMMANDS = {
     "postings": ("indexer.cli.inspect", "postings"),
     "stats": ("indexer.cli.inspect", "stats"),
     "verify": ("indexer.cli.inspect", "verify"),
+    "export": ("indexer.cli.export", "export"),
     "eval": ("indexer.cli.evaluate", "eval_command"),
     "bench": ("indexer.cli.bench", "bench"),
 }
