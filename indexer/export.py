@@ -48,7 +48,7 @@ import numpy as np
 
 from indexer.errors import IndexerError
 from indexer.store.codec import decode_blocks, decode_positions, encode_varint, encode_varints, varint_lengths
-from indexer.store.compact import _blocks, _headers
+from indexer.store.compact import term_blocks, term_headers
 from indexer.store.files import make_temp_file
 from indexer.store.index import IndexReader
 from indexer.store.segment import DOC_NAMES, TERMS, SegmentReader
@@ -198,7 +198,7 @@ class _Walk:
         for segment, gone, where in zip(segments, reader.deletions, self.where):
             df = _segment_df(segment)
             raw_df[where] += df
-            raw_bytes[where] += np.diff(segment._term_data.astype(np.int64))
+            raw_bytes[where] += np.diff(segment.term_data.astype(np.int64))
             df[gone.terms.astype(np.int64)] -= gone.counts.astype(np.int64)
             live_df[where] += df
         self.raw_df, self.raw_bytes = raw_df, raw_bytes
@@ -213,7 +213,7 @@ class _Walk:
         if len(segments) == 1:  # the segment's own dictionary, already sorted: no copy
             segment = segments[0]
             self.term_bytes = segment.section(TERMS)
-            self.term_offsets = segment._term_offsets.astype(np.int64)
+            self.term_offsets = segment.term_offsets.astype(np.int64)
             self.where = [np.arange(segment.term_count, dtype=np.int64)]
         else:
             lists = [_raw_terms(segment) for segment in segments]
@@ -249,7 +249,7 @@ class _Walk:
             present = np.flatnonzero(here >= 0)
             if not len(present):
                 continue
-            blocks = _blocks(segment, _headers(segment, here[present]))
+            blocks = term_blocks(segment, term_headers(segment, here[present]))
             buf, words = segment.postings_buffer, segment.words
             docs, tfs = decode_blocks(buf, words, blocks["offset"], blocks["count"], blocks["previous"])
             pos = decode_positions(buf, words, blocks["positions"], blocks["count"], tfs)[1] if positions else None
@@ -282,7 +282,7 @@ class _Walk:
         documents, DOC_BATCH at a time, in dense id order."""
         for segment, dense in zip(self.reader.segments, self.dense):
             names = segment.section(DOC_NAMES)
-            offsets = segment._name_offsets.astype(np.int64)
+            offsets = segment.name_offsets.astype(np.int64)
             lengths = np.asarray(segment.doc_lengths, dtype=np.int64)
             for first in range(0, segment.doc_count, DOC_BATCH):
                 local = np.arange(first, min(first + DOC_BATCH, segment.doc_count))
@@ -295,7 +295,7 @@ def _segment_df(segment: SegmentReader) -> np.ndarray:
     """Every term's df in a segment (deleted documents included), from the headers alone."""
     step = 1 << 16
     parts = [
-        _headers(segment, np.arange(a, min(a + step, segment.term_count))).df
+        term_headers(segment, np.arange(a, min(a + step, segment.term_count))).df
         for a in range(0, segment.term_count, step)
     ]
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
@@ -303,7 +303,7 @@ def _segment_df(segment: SegmentReader) -> np.ndarray:
 
 def _raw_terms(segment: SegmentReader) -> list[bytes]:
     raw = segment.section(TERMS).tobytes()
-    cuts = segment._term_offsets.tolist()
+    cuts = segment.term_offsets.tolist()
     return [raw[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
 
 

@@ -30,7 +30,7 @@ BATCH_POSTINGS = 1 << 20  # postings + positions decoded at once while merging
 
 
 @dataclass(frozen=True)
-class _Terms:
+class TermTable:
     """Where the terms of a segment lie, read for all of them at once."""
 
     start: np.ndarray  # of each term's data, in the postings buffer
@@ -38,9 +38,9 @@ class _Terms:
     blocks_at: np.ndarray  # where each term's first block starts
 
 
-def _headers(segment: SegmentReader, ids: np.ndarray) -> _Terms:
+def term_headers(segment: SegmentReader, ids: np.ndarray) -> TermTable:
     """The varint df of the terms `ids`, decoded for all at once from 8-byte words."""
-    start = segment._term_data[ids].astype(np.int64)
+    start = segment.term_data[ids].astype(np.int64)
     word = segment.words[start].astype(np.uint64) if len(start) else np.zeros(0, np.uint64)
     df = np.zeros(len(start), dtype=np.int64)
     length = np.zeros(len(start), dtype=np.int64)
@@ -51,10 +51,10 @@ def _headers(segment: SegmentReader, ids: np.ndarray) -> _Terms:
         length[going] += 1
         going &= byte >= 0x80
     nblocks = (df + BLOCK - 1) // BLOCK
-    return _Terms(start, df, start + length + np.where(nblocks > 1, nblocks * SKIP.itemsize, 0))
+    return TermTable(start, df, start + length + np.where(nblocks > 1, nblocks * SKIP.itemsize, 0))
 
 
-def _blocks(segment: SegmentReader, terms: _Terms) -> dict[str, np.ndarray]:
+def term_blocks(segment: SegmentReader, terms: TermTable) -> dict[str, np.ndarray]:
     """Every block of the terms: its term (index into `terms`), offset, count, previous and last doc."""
     nblocks = (terms.df + BLOCK - 1) // BLOCK
     term = np.repeat(np.arange(len(terms.df)), nblocks)
@@ -85,7 +85,7 @@ def deleted_df(segment: SegmentReader, docs: np.ndarray) -> tuple[np.ndarray, np
     step = 1 << 16
     for first in range(0, segment.term_count, step):
         last = min(segment.term_count, first + step)
-        blocks = _blocks(segment, _headers(segment, np.arange(first, last)))
+        blocks = term_blocks(segment, term_headers(segment, np.arange(first, last)))
         # a block can hold one of the docs only if one lies between its previous and last doc
         inside = np.searchsorted(docs, blocks["last"], side="right") - np.searchsorted(
             docs, blocks["previous"], side="right"
@@ -173,7 +173,7 @@ def _documents(segments, gone: list[Deletions], live_docs) -> dict:
     base = 0
     for segment, deletions, live in zip(segments, gone, live_docs):
         out["lengths"].append(np.asarray(segment.doc_lengths)[live])
-        offsets = segment._name_offsets.astype(np.int64)
+        offsets = segment.name_offsets.astype(np.int64)
         starts, lengths = offsets[live], offsets[live + 1] - offsets[live]
         blob = segment.section(DOC_NAMES)
         within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
@@ -245,7 +245,7 @@ def _merge_terms(segments, remaps, positions: bool, out, work_dir: str):
 
 def _weight(segment: SegmentReader, i: int) -> int:
     """Bytes of a term's data in a segment: what decoding it costs (postings and positions)."""
-    return 4 * (segment.term_end(i) - int(segment._term_data[i]))
+    return 4 * (segment.term_end(i) - int(segment.term_data[i]))
 
 
 def _decode(segment: SegmentReader, blocks: dict, remap: np.ndarray, positions: bool):
@@ -271,7 +271,7 @@ def _gather(segments, ids, remaps, batch: list[str], positions: bool):
         if not present:
             continue
         which = np.array([j for j, _ in present])
-        blocks = _blocks(segment, _headers(segment, np.array([i for _, i in present])))
+        blocks = term_blocks(segment, term_headers(segment, np.array([i for _, i in present])))
         docs, tfs, pos, live = _decode(segment, blocks, remap, positions)
         term = np.repeat(which[blocks["term"]], blocks["count"])[live]
         parts.append((term, docs, tfs, pos))
@@ -298,7 +298,7 @@ def _merge_heavy(segments, ids, remaps, term, positions: bool, doc_lengths, out,
     step = max(1, BATCH_POSTINGS // BLOCK // 8)
     for segment, d, remap in zip(segments, ids, remaps):
         if term in d:
-            blocks = _blocks(segment, _headers(segment, np.array([d[term]])))
+            blocks = term_blocks(segment, term_headers(segment, np.array([d[term]])))
             for a in range(0, len(blocks["offset"]), step):
                 docs, tfs, pos, _ = _decode(segment, {k: v[a : a + step] for k, v in blocks.items()}, remap, positions)
                 if len(docs):

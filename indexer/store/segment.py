@@ -423,6 +423,23 @@ class SegmentReader:
         return cuts
 
     @cached_property
+    def term_offsets(self) -> np.ndarray:
+        """Every term's start in the terms section (and the end), the whole table checked."""
+        self.section(TERM_OFFSETS)
+        return self._term_offsets
+
+    @cached_property
+    def term_data(self) -> np.ndarray:
+        """Every term's data start in the postings section (and the end), the whole table checked."""
+        self.section(TERM_DATA)
+        return self._term_data
+
+    @property
+    def name_offsets(self) -> np.ndarray:
+        """Every doc name's start in the names section (and the end), checked."""
+        return self._name_offsets
+
+    @cached_property
     def _term_samples(self) -> list[bytes]:
         offsets = self._term_offsets
         starts = offsets[:-1:TERM_SAMPLE].tolist()
@@ -470,8 +487,7 @@ class SegmentReader:
 
     def terms(self) -> list[str]:
         raw = self.section(TERMS).tobytes()
-        self.section(TERM_OFFSETS)
-        cuts = self._term_offsets.tolist()
+        cuts = self.term_offsets.tolist()
         return [raw[a:b].decode("utf-8") for a, b in zip(cuts[:-1], cuts[1:])]
 
     def term_range(self, lo: bytes, hi: bytes | None) -> tuple[int, int]:
