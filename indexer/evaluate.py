@@ -277,3 +277,9 @@ def evaluate_index(
     results = searcher.search_many(queries, depth, syntax=syntax)
     run = {qid: [hit.doc for hit in result.hits] for qid, result in results}
     return evaluate(run, qrels, metrics)
+
+
+def ranked_ids(results) -> list[tuple[str, list[str]]]:
+    """(query id, doc ids best first) of (query id, SearchResult) pairs: what evaluation needs,
+    made in a batch search worker (see retrieval.batch)."""
+    return [(qid, [hit.doc for hit in result.hits]) for qid, result in results]

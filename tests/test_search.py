@@ -703,8 +703,9 @@ def test_a_batch_on_a_pool_gives_the_same_output_in_the_same_order(runner, tmp_p
         "".join(f"q{i}\t{' '.join(rng.sample(words, rng.randint(1, 3)))}\n" for i in range(300)), encoding="utf-8"
     )
     one = invoke(runner, "search", index, "--queries", queries, "--json", "-k", "5").stdout
-    two = subprocess_search(index, queries, "-p", "2")
-    assert json.loads(two) == json.loads(one)
+    assert json.loads(subprocess_search(index, queries, "--json", "-k", "5", "-p", "2")) == json.loads(one)
+    for form in [(), ("--format", "jsonl"), ("--trec", "run"), ("-l", "-k", "3"), ("--json", "--offset", "2")]:
+        assert subprocess_search(index, queries, *form, "-p", "2") == subprocess_search(index, queries, *form), form
     qrels = tmp_path / "qrels.txt"
     qrels.write_text("".join(f"q{i} 0 d{i % 80:03d}.txt 1\n" for i in range(300)), encoding="utf-8")
     with open_index(index) as reader:
@@ -723,7 +724,7 @@ def subprocess_search(index: Path, queries: Path, *args: str) -> str:
     script = Path(sys.executable).with_name("indexer")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "indexer"]
     done = subprocess.run(
-        [*command, "search", str(index), "--queries", str(queries), "--json", "-k", "5", *args],
+        [*command, "search", str(index), "--queries", str(queries), *args],
         capture_output=True,
         text=True,
         timeout=120,

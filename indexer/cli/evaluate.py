@@ -8,7 +8,7 @@ import click
 
 from indexer.cli.common import EXISTING_FILE, bm25_options, index_argument, out, reported_errors
 from indexer.errors import IndexerError
-from indexer.evaluate import evaluate, judgment_coverage, parse_metrics, read_qrels, read_queries
+from indexer.evaluate import evaluate, judgment_coverage, parse_metrics, ranked_ids, read_qrels, read_queries
 from indexer.retrieval.batch import search_batch
 from indexer.retrieval.searcher import open_index
 
@@ -65,8 +65,8 @@ def eval_command(index, queries_file, qrels_file, metrics, per_query, depth, k1,
                 click.echo(f"Warning: no query id in {queries_file} has judgments in {qrels_file}", err=True)
             if not judged_docs:
                 click.echo(f"Warning: no document judged in {qrels_file} is in {index}; wrong index?", err=True)
-        results = search_batch(index, queries, processes, k1, b, k=depth, syntax=syntax)
-        evaluation = evaluate({qid: [hit.doc for hit in result.hits] for qid, result in results}, qrels, metrics)
+        chunks = search_batch(index, queries, processes, k1, b, ranked_ids, k=depth, syntax=syntax)
+        evaluation = evaluate(dict(pair for chunk in chunks for pair in chunk), qrels, metrics)
     if as_json:
         out(json.dumps({"mean": evaluation.mean, "per_query": evaluation.per_query, "queries": evaluation.queries}))
         return

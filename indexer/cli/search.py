@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from indexer.cli.common import EXISTING_FILE, bm25_options, flush_stdout, index_argument, reported_errors
-from indexer.cli.render import FORMATS, render_results, use_color
+from indexer.cli.render import FORMATS, Renderer, use_color, write_rendered
 from indexer.evaluate import read_queries
 from indexer.retrieval.batch import search_batch
 from indexer.retrieval.searcher import Searcher, open_index
@@ -91,15 +91,16 @@ def search(index, query, queries_file, top_k, offset, k1, b, **options):
             color = use_color(options["color"])
             if queries is None:
                 result = Searcher(reader, k1, b).search(query, k=k, syntax=not options["plain"], **wanted)
-                render_results([("1", result)], form, run_name, False, color, options["ids_only"])
+                single = Renderer(form, run_name, False, color, options["ids_only"])
+                write_rendered([single([("1", result)])], single)
                 if form == "text" and not options["ids_only"]:
                     total = f"{'at least ' if result.total_hits_relation == 'gte' else ''}{result.total_hits:,}"
                     click.echo(f"{len(result.hits)} of {total} matching documents", err=True)
                 return
         started = time.perf_counter()
         batch = dict(syntax=options["syntax"], strict=options["strict"], k=k, **wanted)
-        results = search_batch(index, queries, options["processes"], k1, b, **batch)
-        render_results(results, form, run_name, True, color, options["ids_only"])
+        renderer = Renderer(form, run_name, True, color, options["ids_only"])
+        write_rendered(search_batch(index, queries, options["processes"], k1, b, renderer, **batch), renderer)
         seconds = time.perf_counter() - started
     flush_stdout()
     if form == "text" and not options["ids_only"]:
