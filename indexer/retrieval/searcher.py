@@ -107,9 +107,16 @@ class Searcher:
         return SnippetMaker(self.reader, self.analyzer)
 
     def search(
-        self, query: str, k: int = 10, snippets: bool = False, syntax: bool = True, count: bool = False
+        self,
+        query: str,
+        k: int = 10,
+        snippets: bool = False,
+        syntax: bool = True,
+        count: bool = False,
+        offset: int = 0,
     ) -> SearchResult:
-        """The top `k` documents for `query`, each with a snippet of its text if `snippets`.
+        """The top `k` documents for `query`, each with a snippet of its text if `snippets`;
+        `offset` skips the best `offset` first (a page of results: ranks offset+1..offset+k).
 
         `syntax=False` takes the query as plain words, operators and quotes included (natural
         language queries of test collections). The hit count is exact when it comes cheap, else a
@@ -118,7 +125,7 @@ class Searcher:
         indexer.retrieval.snippets), never an error.
         """
         node = parse_query(query) if syntax and not looks_plain(query) else None
-        return self._search(query, node, k, snippets, count=count)
+        return self._search(query, node, k, snippets, count=count, offset=offset)
 
     def search_many(
         self,
@@ -157,9 +164,12 @@ class Searcher:
         snippets: bool,
         notes: tuple[str, ...] = (),
         count: bool = False,
+        offset: int = 0,
     ) -> SearchResult:
         if k < 0:
             raise ArgumentError(f"k must be 0 or more, not {k}")
+        if offset < 0:
+            raise ArgumentError(f"offset must be 0 or more, not {offset}")
         if node is None:  # plain words: every scored document matches
             terms = self.analyzer.terms(query)
         else:
@@ -169,16 +179,16 @@ class Searcher:
             notes = (*notes, NO_WORDS)
         # a term that occurs several times in the query counts as often, as in Lucene and bm25s
         prepared = Prepared(node, dict(Counter(terms)), self.analyzer.positioned_terms)
-        ranking = self.engine.run(prepared, k, count)
+        ranking = self.engine.run(prepared, offset + k, count)
         hits = [
             Hit(
-                rank=i + 1,
+                rank=offset + i + 1,
                 doc=self.reader.doc_name(d),
                 score=s,
                 doc_id=d,
                 snippet=self._snippets.snippet(d, ranking.idfs) if snippets else None,
             )
-            for i, (d, s) in enumerate(zip(ranking.docs.tolist(), ranking.scores.tolist()))
+            for i, (d, s) in enumerate(zip(ranking.docs[offset:].tolist(), ranking.scores[offset:].tolist()))
         ]
         return SearchResult(query, ranking.total, hits, notes, "eq" if ranking.exact else "gte")
 
