@@ -14,7 +14,7 @@ all: lint test
 $(BIN)/indexer: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench,dask]' ruff
+	$(BIN)/pip install --quiet -e '.[test,bench,dask,serve]' ruff
 	@touch $@
 
 install: $(BIN)/indexer

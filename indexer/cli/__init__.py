@@ -29,6 +29,7 @@ COMMANDS = {
     "verify": ("indexer.cli.inspect", "verify"),
     "eval": ("indexer.cli.evaluate", "eval_command"),
     "bench": ("indexer.cli.bench", "bench"),
+    "serve": ("indexer.cli.serve", "serve"),
 }
 
 
