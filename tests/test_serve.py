@@ -302,6 +302,23 @@ def test_a_signal_stops_the_server_cleanly(served_index, sig):
     assert "Traceback" not in err
 
 
+def test_the_load_generator_counts_every_answer(server, tmp_path):
+    queries = tmp_path / "q.tsv"
+    queries.write_text("a\tmerge sort\nb\tbread\nc\t(unbalanced\n", encoding="utf-8")  # plain words: no error
+    script = Path(__file__).resolve().parents[1] / "bench" / "serve_load.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "unused.idx", "--url", server.address, "--queries", str(queries)]
+        + ["-c", "3", "-n", "60", "--warmup", "6", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["queries"], summary["warmup_queries"], summary["failures"]) == (60, 3, 0)  # one pass at most
+    assert summary["queries_per_second"] > 0 and 0 < summary["latency_ms"]["median"] <= summary["latency_ms"]["max"]
+
+
 # --- the command -------------------------------------------------------------------------------------
 
 
