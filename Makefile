@@ -7,14 +7,14 @@ SYNTH   := bench/data/synthetic-$(SIZE)
 CORPUS  ?= $(SYNTH)
 PROCS   ?= 1,2
 
-.PHONY: all install test lint fmt demo smoke bench bench-peers clean
+.PHONY: all install test lint fmt demo smoke bench bench-peers bench-serve clean
 
 all: lint test
 
 $(BIN)/indexer: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench,dask]' ruff
+	$(BIN)/pip install --quiet -e '.[test,bench,dask,serve]' ruff
 	@touch $@
 
 install: $(BIN)/indexer
@@ -47,6 +47,18 @@ bench: install
 bench-peers: install
 	$(BIN)/python bench/get_kernel_docs.py
 	$(BIN)/python bench/peers.py --out bench/results/peers.md
+
+# indexer serve under load: 8 client threads, 10,000 queries on the kernel docs x10 (57k documents).
+# The queries are drawn from the kernel docs themselves: the x10 copies have the same words in the
+# same share of documents (and no rare word, so make_queries.py cannot make that set on them).
+KX10        := bench/data/kernel-docs-x10
+SERVE_INDEX ?= bench/out/kernel-docs-x10.idx
+bench-serve: install
+	$(BIN)/python bench/get_kernel_docs.py
+	@test -f bench/data/queries/kernel-docs-mid.tsv || $(BIN)/python bench/make_queries.py bench/data/kernel-docs
+	@test -f $(SERVE_INDEX) || (mkdir -p $(dir $(SERVE_INDEX)) && $(BIN)/indexer build $(KX10) -o $(SERVE_INDEX) --stem none -q)
+	$(BIN)/python bench/serve_load.py $(SERVE_INDEX) -c 8 -n 10000 --seconds 120 \
+		--queries bench/data/queries/kernel-docs-mid.tsv bench/data/queries/kernel-docs-common.tsv
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis sample_corpus.idx bench/out

@@ -19,7 +19,7 @@ from conftest import random_docs, write_corpus
 
 from indexer.analysis import Analyzer, AnalyzerConfig
 from indexer.cli import cli
-from indexer.errors import QueryError
+from indexer.errors import ArgumentError, QueryError
 from indexer.indexing.pipeline import BuildOptions, build_index
 from indexer.retrieval.searcher import Searcher, open_index, search
 from indexer.retrieval.snippets import Snippet, best_passage
@@ -221,6 +221,25 @@ def test_search_many_matches_single_searches_and_names_a_bad_query(tmp_path):
         assert batch[-1][1].hits == []
         with pytest.raises(QueryError, match=r"^query 'x2': unbalanced quote at column 1$"):
             searcher.search_many([("x1", "fine"), ("x2", '"oops')], k=5)
+
+
+def test_an_offset_pages_through_the_ranking_with_snippets_for_that_page_only(tmp_path):
+    index = build(tmp_path, random_docs(seed=5, count=40))
+    with open_index(index) as reader:
+        searcher = Searcher(reader)
+        whole = searcher.search("merge OR run", k=30)
+        made = []
+        maker = searcher._snippets
+        original = maker.snippet
+        maker.snippet = lambda doc, terms: made.append(doc) or original(doc, terms)
+        page = searcher.search("merge OR run", k=5, offset=10, snippets=True)
+        assert [(h.rank, h.doc_id, h.score) for h in page.hits] == [
+            (h.rank, h.doc_id, h.score) for h in whole.hits[10:15]
+        ]
+        assert made == [h.doc_id for h in page.hits]
+        assert searcher.search("merge OR run", k=5, offset=10_000).hits == []
+        with pytest.raises(ArgumentError, match="offset must be 0 or more"):
+            searcher.search("merge", offset=-1)
 
 
 # --- the search command ------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ COMMANDS = {
     "export": ("indexer.cli.export", "export"),
     "eval": ("indexer.cli.evaluate", "eval_command"),
     "bench": ("indexer.cli.bench", "bench"),
+    "serve": ("indexer.cli.serve", "serve"),
 }
 
 
