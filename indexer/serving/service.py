@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.corpus.readers import STDIN
 from indexer.errors import ArgumentError, IndexerError
 from indexer.retrieval.scoring import DEFAULT_B, DEFAULT_K1
 from indexer.retrieval.searcher import Searcher, open_index
@@ -172,6 +173,8 @@ class SearchService:
         with self._searcher() as searcher:
             path, offset, length, crc, reader = searcher.reader.doc_source(number)
             text, why = source_text(path, offset, length, crc, reader, doc, self._read_options)
+        if text is None and path == STDIN:
+            raise SourceGoneError(f"document {doc!r}: {why}")
         if text is None:
             raise SourceGoneError(f"document {doc!r}: its source {path} {why}; rebuild the index with 'indexer build'")
         return {"doc": doc, "source": path, "offset": offset, "length": length, "text": text}
