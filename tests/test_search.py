@@ -355,6 +355,44 @@ def test_best_passage_prefers_more_distinct_terms_then_the_earliest():
     assert Snippet(best_passage("a\n\n\tb\x1b[31m c", {"b": 1.0}, ANALYZER)).marked() == "a **b** [31m c"
 
 
+def _passage_reference(text, terms, analyzer):
+    """best_passage the plain way: every word analyzed, every window start tried."""
+    from indexer.analysis import WORD_RE
+    from indexer.retrieval.snippets import LEAD, WINDOW
+
+    text = analyzer.normalized(text)
+    words = [
+        (m.start(), m.end(), {analyzer.term(w) for w in WORD_RE.findall(m.group().lower())} & terms.keys())
+        for m in WORD_RE.finditer(text)
+    ]
+    if not words:
+        return None
+    best, best_weight = -1, 0.0
+    for i, (_, _, found) in enumerate(words):
+        if found:
+            inside = set().union(*(f for _, _, f in words[i : i + WINDOW - LEAD]))
+            weight = math.fsum(terms[t] for t in inside)
+            if best < 0 or weight > best_weight:
+                best, best_weight = i, weight
+    first = max(0, min(max(0, best - LEAD), len(words) - WINDOW))
+    return [(text[a:b], bool(f)) for a, b, f in words[first : first + WINDOW]]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_best_passage_equals_the_plain_reference(seed):
+    rng = random.Random(seed)
+    vocab = ["river", "rivers", "bread", "Bread", "café", "CAFÉ", "x", "ﬁle", "e\u0301", "merge", "sort", "the"]
+    text = " ".join(
+        rng.choice(vocab) if rng.random() < 0.3 else f"w{rng.randint(0, 50)}" for _ in range(rng.randint(0, 400))
+    )
+    analyzer = Analyzer(AnalyzerConfig()) if seed % 2 else ANALYZER
+    terms = {analyzer.term(w.lower()): rng.choice([0.5, 1.0, 2.5]) for w in rng.sample(vocab, 3)}
+    got = best_passage(text, terms, analyzer)
+    expected = _passage_reference(text, terms, analyzer)
+    words = [(part, marked) for part, marked in got if part.strip() and part.strip() != "..."]
+    assert words == (expected or []), (text, terms)
+
+
 def test_snippets_from_text_files(runner, tmp_path):
     index = build(tmp_path, {"long.txt": LONG_DOC, "short.txt": "bread and butter"})
     doc = json.loads(invoke(runner, "search", index, "river bread", "--snippets", "--json").stdout)

@@ -15,6 +15,7 @@ import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import islice
 
 from indexer.analysis import WORD_RE, Analyzer
 from indexer.corpus.readers import READERS, STDIN, ReadOptions, read_source
@@ -85,30 +86,35 @@ def source_text(
 def best_passage(text: str, terms: Mapping[str, float], analyzer: Analyzer) -> tuple[tuple[str, bool], ...]:
     """The ~WINDOW-word passage of `text` whose distinct `terms` have the largest total weight
     (ties: the earliest), as (text, is a query term) parts; every word that analyzes to one of
-    `terms` is marked. Whitespace runs become one space; "..." marks a cut."""
+    `terms` is marked. Whitespace runs become one space; "..." marks a cut.
+
+    Each distinct word is analyzed once, and the window slides over the query terms' occurrences
+    only, so a long document costs about one regex pass over it."""
     text = analyzer.normalized(text)  # words are cut from the normalized text, as in the index
-    words: list[tuple[int, int, frozenset[str]]] = []  # (start, end, query terms it holds)
-    for match in WORD_RE.finditer(text):
-        # one match may lower-case into several words (a rare combining mark); they share its span
-        found = {analyzer.term(w) for w in WORD_RE.findall(match.group().lower())} & terms.keys()
-        words.append((match.start(), match.end(), frozenset(found)))
+    words = WORD_RE.findall(text)
     if not words:
         return ((_clean(text[:200]), False),) if text.strip() else ()
-    # Slide a window of WINDOW - LEAD words over the text, counting the query terms inside it;
-    # a window starting on a query term is a candidate. fsum makes equal term sets weigh equal.
+    holds: dict[str, frozenset[str]] = {}  # a word -> the query terms it holds, for words holding any
+    for word in set(words):
+        # one match may lower-case into several words (a rare combining mark); they share its span
+        found = {analyzer.term(w) for w in WORD_RE.findall(word.lower())} & terms.keys()
+        if found:
+            holds[word] = frozenset(found)
+    hits = [i for i, word in enumerate(words) if word in holds]
+    # Slide a window of WINDOW - LEAD words from each occurrence of a query term, counting the
+    # query terms inside it. fsum makes equal term sets weigh equal.
     best_start, best_weight = -1, 0.0
     inside: dict[str, int] = {}
-    end = 0
-    for i, (_, _, found) in enumerate(words):
-        while end < min(len(words), i + WINDOW - LEAD):
-            for term in words[end][2]:
+    end = 0  # the first occurrence not yet inside the window
+    for i in hits:
+        while end < len(hits) and hits[end] < i + WINDOW - LEAD:
+            for term in holds[words[hits[end]]]:
                 inside[term] = inside.get(term, 0) + 1
             end += 1
-        if found:
-            weight = math.fsum(terms[t] for t in inside)
-            if best_start < 0 or weight > best_weight:
-                best_start, best_weight = i, weight
-        for term in found:
+        weight = math.fsum(terms[t] for t in inside)
+        if best_start < 0 or weight > best_weight:
+            best_start, best_weight = i, weight
+        for term in holds[words[i]]:
             inside[term] -= 1
             if not inside[term]:
                 del inside[term]
@@ -116,11 +122,12 @@ def best_passage(text: str, terms: Mapping[str, float], analyzer: Analyzer) -> t
     first = max(0, min(first, len(words) - WINDOW))
     last = min(len(words), first + WINDOW)
     parts: list[tuple[str, bool]] = [(ELLIPSIS + " ", False)] if first > 0 else []
-    for i in range(first, last):
-        start, end, found = words[i]
-        if i > first:
-            parts.append((_clean(text[words[i - 1][1] : start]), False))
-        parts.append((_clean(text[start:end]), bool(found)))
+    previous_end = None
+    for match in islice(WORD_RE.finditer(text), first, last):
+        if previous_end is not None:
+            parts.append((_clean(text[previous_end : match.start()]), False))
+        parts.append((_clean(match.group()), match.group() in holds))
+        previous_end = match.end()
     if last < len(words):
         parts.append((" " + ELLIPSIS, False))
     return tuple(parts)
