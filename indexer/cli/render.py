@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import click
 
 from indexer.cli.common import out
-from indexer.evaluate import escape_trec_id, write_trec_run
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -75,6 +74,8 @@ class Renderer:
             if self.ids_only:
                 lines += [escape_line(hit.doc) + "\n" for hit in result.hits]
             elif self.form == "trec":
+                from indexer.evaluate import escape_trec_id, write_trec_run  # TREC runs only
+
                 trec = io.StringIO()
                 first = result.hits[0].rank if result.hits else 1
                 hits = [(escape_trec_id(h.doc), h.score) for h in result.hits]

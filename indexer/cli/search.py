@@ -9,8 +9,6 @@ import click
 
 from indexer.cli.common import EXISTING_FILE, bm25_options, flush_stdout, index_argument, reported_errors
 from indexer.cli.render import FORMATS, Renderer, use_color, write_rendered
-from indexer.evaluate import read_queries
-from indexer.retrieval.batch import search_batch
 from indexer.retrieval.searcher import Searcher, open_index
 
 
@@ -83,7 +81,12 @@ def search(index, query, queries_file, top_k, offset, k1, b, **options):
         raise click.UsageError("-p is for --queries batches")
     wanted = dict(snippets=options["snippets"], count=options["count"], offset=offset, explain=options["explain"])
     with reported_errors():
-        queries = read_queries(queries_file) if queries_file is not None else None
+        queries = None
+        if queries_file is not None:  # a batch: only then import what batches need
+            from indexer.evaluate import read_queries
+            from indexer.retrieval.batch import search_batch
+
+            queries = read_queries(queries_file)
         with open_index(index) as reader:
             if form == "trec" and not options["escape_ids"]:
                 _check_trec_ids(reader, index)

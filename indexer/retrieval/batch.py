@@ -8,7 +8,6 @@ thousand hits per query back and formatting them in one process would cap the sp
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
 from pathlib import Path
 from typing import TypeVar
@@ -53,6 +52,8 @@ def search_batch(
                 while task := list(islice(answers, QUERIES_PER_TASK)):
                     yield render(task)
         return
+    from concurrent.futures.process import BrokenProcessPool
+
     from indexer.workers import process_pool
 
     pool = process_pool(processes, ["indexer.retrieval.batch"], _open, (str(index), k1, b))

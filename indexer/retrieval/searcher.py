@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,10 +23,12 @@ from indexer.errors import ArgumentError, QueryError
 from indexer.retrieval.engine import BlockEngine, ExhaustiveEngine, Prepared
 from indexer.retrieval.query import Node, is_plain, looks_plain, parse_query, prefixes, query_terms
 from indexer.retrieval.scoring import DEFAULT_B, DEFAULT_K1, make_scorer
-from indexer.retrieval.snippets import Snippet, SnippetMaker
 from indexer.retrieval.stats import CollectionStats
 from indexer.retrieval.terms import QueryTerm, decode, look_up
 from indexer.store.index import IndexReader
+
+if TYPE_CHECKING:
+    from indexer.retrieval.snippets import Snippet, SnippetMaker
 
 CACHE_TERMS = 100_000  # looked-up terms a Searcher remembers (a batch meets its common words often)
 ENGINES = ("blocks", "exhaustive")
@@ -128,6 +131,8 @@ class Searcher:
 
     @cached_property
     def _snippets(self) -> SnippetMaker:
+        from indexer.retrieval.snippets import SnippetMaker  # with --snippets only: it imports the readers
+
         return SnippetMaker(self.reader, self.analyzer)
 
     def search(

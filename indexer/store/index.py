@@ -24,7 +24,6 @@ import numpy as np
 
 from indexer.errors import IndexFormatError, IndexNotFoundError, UnsupportedVersionError
 from indexer.store.codec import block_lengths, decode_blocks, decode_positions
-from indexer.store.files import make_temp_file
 from indexer.store.meta import IndexMeta, SegmentEntry
 from indexer.store.segment import ALIGN, SegmentColumns, SegmentReader, write_segment
 
@@ -72,6 +71,8 @@ class IndexWriter:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        from indexer.store.files import make_temp_file  # writing only: searches need not import it
+
         fd, tmp = make_temp_file(self.path.parent or Path("."), self.path.name)
         self._tmp = Path(tmp)
         self._file = os.fdopen(fd, "wb")
