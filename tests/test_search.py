@@ -788,3 +788,33 @@ def subprocess_search(index: Path, queries: Path, *args: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def test_a_one_shot_search_imports_no_build_pool_or_writer_machinery(tmp_path):
+    import subprocess
+    import sys
+
+    index = build(tmp_path, {"a.txt": "apple pie", "b.txt": "apple"})
+    probe = (
+        "import sys\n"
+        "from indexer.cli import main\n"
+        f"sys.argv = ['indexer', 'search', {str(index)!r}, 'apple']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert "a.txt" in done.stdout
+    loaded = set(done.stderr.split())
+    for module in [
+        "indexer.indexing.pipeline",
+        "indexer.indexing.executors",
+        "indexer.corpus.readers",
+        "indexer.store.files",
+        "indexer.workers",
+        "indexer.evaluate",
+        "multiprocessing",
+        "concurrent.futures.process",
+        "tqdm",
+    ]:
+        assert module not in loaded, module
+    assert "indexer.retrieval.engine" in loaded
