@@ -126,3 +126,27 @@ def test_no_work_grows_with_the_collection_for_a_rare_word(tmp_path, monkeypatch
         sizes.append(sum(int(np.size(p.blocks["count"])) for chosen in seen for p, _ in chosen))
         monkeypatch.setattr(engine, "decode", original)
     assert sizes == [1, 1]
+
+
+@pytest.mark.parametrize("prune", ["always", "default"])
+def test_deleted_documents_never_raise_the_bar(tmp_path, monkeypatch, prune):
+    """The best-scoring documents deleted (and a second segment added): pruning must bound with
+    live documents only, or a live document that belongs in the top k is skipped."""
+    from indexer.indexing.update import UpdateOptions, delete_documents
+
+    if prune == "always":
+        monkeypatch.setattr(engine, "EXHAUSTIVE_BELOW", 0)
+    index = _corpus(tmp_path, seed=3)
+    rng = random.Random(11)
+    queries = [_plain(rng) for _ in range(30)] + ["w0 w39", "w1 w30 w0", "w2 w3"]
+    with open_index(index) as reader:
+        top = Searcher(reader, 1.2, 0.75)
+        doomed = {h.doc for q in queries for h in top.search(q, k=3).hits}
+    delete_documents(index, sorted(doomed), UpdateOptions(merge=False))
+    with open_index(index) as reader:
+        assert len(reader.deletions[0].docs) == len(doomed) > 20
+        fast = Searcher(reader, 1.2, 0.75)
+        slow = Searcher(reader, 1.2, 0.75, engine="exhaustive")
+        for query in queries:
+            for k in (1, 3, 10):
+                _same(fast.search(query, k=k), slow.search(query, k=k), query)

@@ -183,8 +183,8 @@ class BlockEngine:
         order = sorted(range(len(parts)), key=lambda i: bounds[i], reverse=True)
         # essential terms, best bound first, until the rest together cannot reach the k-th score
         essential, rest = [], list(order)
-        while rest:
-            candidates, partial = _sum_in_order([decoded[i] for i in essential if i in decoded])
+        while rest:  # (deleted documents are dropped first: their scores must never raise theta)
+            candidates, partial = _drop_deleted(*_sum_in_order([decoded[i] for i in essential]), deleted)
             if essential:
                 if len(partial) >= k:
                     theta = max(theta, float(np.partition(partial, len(partial) - k)[len(partial) - k]))
@@ -194,8 +194,8 @@ class BlockEngine:
             essential.append(i)
             if i not in decoded:
                 decoded[i] = self._decode(scoring, n, [(i, parts[i][0], None, parts[i][1], parts[i][2])])[0]
-        candidates, partial = _sum_in_order([decoded[i] for i in essential])
-        matched_at_least = len(_drop_deleted(candidates, candidates, deleted)[0])
+        candidates, partial = _drop_deleted(*_sum_in_order([decoded[i] for i in essential]), deleted)
+        matched_at_least = len(candidates)
         # the others, best bound first, only where a candidate can still make it
         for step, i in enumerate(rest):
             still = rest[step:]
@@ -223,7 +223,6 @@ class BlockEngine:
             return np.zeros(0, np.int64), np.zeros(0), matched_at_least, False
         # exact scores of the survivors: every term's weights added in the query's order
         docs, scores = _sum_in_order([_within(decoded[i], candidates) for i in sorted(decoded)])
-        docs, scores = _drop_deleted(docs, scores, deleted)
         best_docs, best_scores = top_k(docs, scores, k)
         return best_docs, best_scores, matched_at_least, not rest
 
