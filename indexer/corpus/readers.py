@@ -68,10 +68,15 @@ class Piece:
 @dataclass
 class Document:
     name: str
-    text: str
+    text: str  # the whole text; "" when `stream` gives it block by block
     file_no: int
     offset: int  # of the record in the file (uncompressed stream for .gz)
     length: int  # bytes of the record (a JSONL line without its line break)
+    stream: Callable[[], Iterator[str]] | None = None
+
+    def blocks(self) -> Iterator[str]:
+        """The text: whole for most documents, in blocks for a file too large to hold at once."""
+        return self.stream() if self.stream is not None else iter((self.text,))
 
 
 def display_path(path: str | os.PathLike) -> str:

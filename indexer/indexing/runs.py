@@ -7,6 +7,7 @@ and, when positions are kept, `positions`, grouped by term in term order, docs a
 term. Doc ids in a run are chunk-local; the merge adds each run's offset.
 
 `write_run` writes a run from arrays, `RunWriter` one that arrives batch by batch (combining runs),
+`as_one_document` folds the combined runs of one large document into one posting per term,
 `RunSlice` reads the part of a run in a term range, and `run_term_count` sizes a run. Beside its
 runs, a chunk leaves its document table (`write_doc_table`, `read_doc_table`): the documents'
 lengths, names and sources in doc id order, which the writer copies into the index.
@@ -40,6 +41,18 @@ def write_run(
     np.save(os.path.join(path, "tfs.npy"), tfs)
     if positions is not None:
         np.save(os.path.join(path, "positions.npy"), positions)
+
+
+def as_one_document(path: str) -> None:
+    """Give a run whose postings all belong to one document (the runs of a document too large for
+    memory, combined) one posting per term, whose tf is the term's count of positions (cf): its
+    positions are already in order, run after run."""
+    counts = np.diff(np.load(os.path.join(path, "pos_offsets.npy")))
+    docs = _Array(os.path.join(path, "docs.npy"))
+    doc = docs[0] if docs.length else 0
+    np.save(os.path.join(path, "docs.npy"), np.full(len(counts), doc, dtype=np.uint32))
+    np.save(os.path.join(path, "tfs.npy"), counts.astype(np.uint32))
+    np.save(os.path.join(path, "post_offsets.npy"), np.arange(len(counts) + 1, dtype=np.int64))
 
 
 def write_doc_table(path: str, lengths: np.ndarray, names: list[str], sources: np.ndarray) -> None:
