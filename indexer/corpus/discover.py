@@ -86,12 +86,12 @@ def _check_options(options: ReadOptions) -> None:
 
 def _find_files(
     paths: list[Path], options: ReadOptions, skipped: SkipLog, ignore: Path | None
-) -> Iterator[tuple[Path, str, int]]:
+) -> Iterator[tuple[str, str, int]]:
     """(path, relative name, size) of each regular file to index, in a stable order."""
     ignored = os.path.abspath(ignore) if ignore is not None else None
     for root in map(Path, paths):
         if root.is_file():
-            found: Iterator[tuple[Path, str]] = iter([(root, root.name)])
+            found: Iterator[tuple[str, str]] = iter([(os.fspath(root), root.name)])
         elif root.is_dir():
             found = _walk(root, options, skipped)
         elif not root.exists():
@@ -99,7 +99,9 @@ def _find_files(
         else:
             raise CorpusError(f"{display_path(root)}: not a regular file or folder")
         for path, rel in found:
-            if not _selected(rel, options) or os.path.abspath(path) == ignored:
+            if (options.include or options.exclude) and not _selected(rel, options):
+                continue
+            if ignored is not None and os.path.abspath(path) == ignored:
                 continue
             try:
                 st = os.stat(path)
@@ -113,11 +115,11 @@ def _find_files(
 
 
 def _pieces(
-    path: Path, rel: str, size: int, file_no: int, chunk_size: int, options: ReadOptions, skipped: SkipLog
+    path: str, rel: str, size: int, file_no: int, chunk_size: int, options: ReadOptions, skipped: SkipLog
 ) -> list[tuple[Piece, int]]:
     """The file as one piece, or as byte ranges of about chunk_size when its reader can split it.
     A large file of unknown suffix is sniffed here, so that a TREC file is split too."""
-    reader = reader_by_suffix(path.name, options.format)
+    reader = reader_by_suffix(os.path.basename(path), options.format)
     fmt = reader.name if reader is not None else "auto"
     if size > chunk_size and not is_gzip(path) and reader is None:
         try:
@@ -129,9 +131,9 @@ def _pieces(
         fmt = reader.name
     name = display_path(rel)
     if reader is None or not reader.splittable or size <= chunk_size or is_gzip(path):
-        return [(Piece(str(path), file_no, name, fmt), size)]
+        return [(Piece(path, file_no, name, fmt), size)]
     ranges = [(start, min(size, start + chunk_size)) for start in range(0, size, chunk_size)]
-    return [(Piece(str(path), file_no, name, fmt, start, end), end - start) for start, end in ranges]
+    return [(Piece(path, file_no, name, fmt, start, end), end - start) for start, end in ranges]
 
 
 def _chunks(pieces: list[tuple[Piece, int]], chunk_size: int) -> list[Chunk]:
@@ -161,7 +163,7 @@ def _selected(rel: str, options: ReadOptions) -> bool:
     return not _matches(rel, options.exclude)
 
 
-def _walk(root: Path, options: ReadOptions, skipped: SkipLog) -> Iterator[tuple[Path, str]]:
+def _walk(root: Path, options: ReadOptions, skipped: SkipLog) -> Iterator[tuple[str, str]]:
     """(path, path relative to root in POSIX form) of the files below root, in a stable sorted
     order. Hidden files and folders are skipped, and so are folders matching an exclude pattern.
 
@@ -178,4 +180,4 @@ def _walk(root: Path, options: ReadOptions, skipped: SkipLog) -> Iterator[tuple[
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _matches(prefix + d, folder_patterns))
         for name in sorted(files):
             if not name.startswith("."):
-                yield Path(folder, name), prefix + name
+                yield os.path.join(folder, name), prefix + name  # a str: a Path per file costs more than the rest

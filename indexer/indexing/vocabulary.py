@@ -10,12 +10,10 @@ filter over it rather than a sort of strings at every flush.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-
 import numpy as np
 
 from indexer.analysis import Analyzer
-from indexer.indexing.hashing import MAX_HASHED_WORD, span_hashes
+from indexer.indexing.hashing import MAX_HASHED_WORD, distinct, span_hashes
 
 _FIBONACCI = np.uint64(0x9E3779B97F4A7C15)  # spreads hashes over the table's slots (Knuth)
 _MISSING = np.int32(-2)
@@ -36,6 +34,7 @@ class Vocabulary:
         self.terms: list[bytes] = []
         self._numbers: dict[str, int] = {"": NOT_INDEXED}
         self._order = np.zeros(0, dtype=np.int64)  # term numbers in byte order, of the first _ordered
+        self._sorted = np.zeros(0, dtype=object)  # their terms (bytes), in that order
         self._ordered = 0
 
     @property
@@ -65,12 +64,13 @@ class Vocabulary:
         found = self._lookup(hashes)
         missing = np.flatnonzero(found == _MISSING)
         if len(missing):
-            new, first = np.unique(hashes[missing], return_index=True)
-            spans = zip(starts[missing[first]].tolist(), (starts + lengths)[missing[first]].tolist())
+            first, group = distinct(hashes[missing])
+            first = missing[first]
+            spans = zip(starts[first].tolist(), (starts[first] + lengths[first]).tolist())
             words = b"\n".join([data[s:e] for s, e in spans]).decode("utf-8").split("\n")  # no word holds "\n"
             numbers = self._number_terms(self.analyzer.analyze_words(words))
-            self._insert(new, numbers)
-            found[missing] = numbers[np.searchsorted(new, hashes[missing])]
+            self._insert(hashes[first], numbers)
+            found[missing] = numbers[group]
         return found
 
     def _number_terms(self, terms: list[str]) -> np.ndarray:
@@ -138,19 +138,16 @@ class Vocabulary:
         return order[keep[order]]
 
     def _byte_order(self) -> np.ndarray:
-        """All term numbers in byte order. New terms are sorted among themselves, then inserted by
-        bisection when they are few, else merged with the rest by one sort of the two sorted
-        sequences, which Python's sort (timsort) does in linear time."""
+        """All term numbers in byte order. New terms are sorted among themselves, then placed by
+        a binary search in the sorted array of the others (bytes compared in C), so a flush pays
+        for its new terms and a copy of two arrays, not for a sort of all terms."""
         terms, count = self.terms, len(self.terms)
         if self._ordered < count:
             new = sorted(range(self._ordered, count), key=terms.__getitem__)
-            if len(new) * 64 < count:
-                view = memoryview(self._order)
-                at = [bisect_left(view, terms[i], key=terms.__getitem__) for i in new]
-                self._order = np.insert(self._order, at, new)
-            else:
-                both = np.concatenate((self._order, np.array(new, dtype=np.int64)))
-                in_order = [terms[i] for i in both.tolist()]
-                self._order = both[sorted(range(len(in_order)), key=in_order.__getitem__)]
+            new_terms = np.empty(len(new), dtype=object)
+            new_terms[:] = [terms[i] for i in new]
+            at = np.searchsorted(self._sorted, new_terms)
+            self._sorted = np.insert(self._sorted, at, new_terms)
+            self._order = np.insert(self._order, at, new)
             self._ordered = count
         return self._order
