@@ -169,8 +169,9 @@ def test_real_subprocess_build_and_search(small_corpus, tmp_path):
     assert search.returncode == 0 and len(search.stdout.splitlines()) == 2
 
 
-def _big_corpus(root: Path, files: int = 120, words_per_file: int = 40_000) -> Path:
-    """About 30 MB of random words: enough work that a build is still running when we interrupt it."""
+def _big_corpus(root: Path, files: int = 240, words_per_file: int = 40_000) -> Path:
+    """About 60 MB of random words: enough work that a build is still running when we interrupt
+    it (a -p 2 build of it takes about 3 s on 2 cores)."""
     rng = np.random.default_rng(0)
     vocab = np.array(["".join(rng.choice(list("abcdefghij"), size=rng.integers(2, 9))) for _ in range(5000)])
     for i in range(files):

@@ -21,6 +21,7 @@ from indexer.cli.options import (
     run_options,
 )
 from indexer.corpus.skips import SkipReason
+from indexer.indexing.executors import tune_allocator
 from indexer.indexing.pipeline import BuildOptions, build_index
 
 
@@ -51,6 +52,7 @@ def build(corpus, output, positions, as_json, quiet, progress, **params):
     if scheduler:  # workers on other machines resolve relative paths against their own folder
         corpus, output = tuple(p.absolute() for p in corpus), output.absolute()
     options = BuildOptions(**run, positions=positions, analyzer=analyzer_from(params), read=read_options_from(params))
+    tune_allocator()  # this process builds (sequentially, or the parent's part of a parallel build)
     with reported_errors(), _dask_executor(scheduler) as executor:
         show_bar = progress if progress is not None else sys.stderr.isatty()
         with _progress_bar(enabled=show_bar and not quiet and not as_json) as on_progress, interrupts(output):

@@ -146,7 +146,7 @@ class TextReader(Reader):
             log.add(SkipReason.BINARY, where)
             return
         text = _decode(data, options, log, where)
-        if not text.strip():
+        if not text or text.isspace():  # (strip() would copy the text)
             log.add(SkipReason.EMPTY, where)
             return
         yield Document(piece.name, text, piece.file_no, 0, len(data))

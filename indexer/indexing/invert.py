@@ -12,6 +12,7 @@ which are then joined into one, so every run holds at most one posting per term 
 from __future__ import annotations
 
 import shutil
+import sys
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,20 +270,29 @@ def _flush(buf: _Buffer, positions: bool, path: str, runs: list, sample: list) -
         doc_words = np.append(doc_words, buf.open_words)
     ndocs = len(doc_words)
     # this run's terms in byte order, and each process term number's rank among them
-    used = np.flatnonzero(np.bincount(tok + 1, minlength=len(vocabulary.terms) + 1)[1:])
-    in_order = vocabulary.in_byte_order(used)
-    rank = np.full(len(vocabulary.terms) + 1, -1, dtype=np.int32)  # the last slot serves -1
-    rank[in_order] = np.arange(len(in_order), dtype=np.int32)
-    tok = rank[tok]
+    present = np.zeros(len(vocabulary.terms) + 1, dtype=bool)  # the last slot serves -1
+    present[tok] = True
+    in_order = vocabulary.in_byte_order(np.flatnonzero(present[:-1]))
+    rank = np.full(len(vocabulary.terms) + 1, -1, dtype=np.int64)
+    rank[in_order] = np.arange(len(in_order))
     # sorting (rank << 32 | token index) keys orders the tokens by term, then doc and position
-    # (an AVX-512 sort of int64 beat a stable argsort of the ranks); unindexed words drop out
-    # here but keep their place in the position count
-    kept = np.flatnonzero(tok >= 0) if (tok < 0).any() else np.arange(len(tok), dtype=np.int64)
-    keys = (tok[kept].astype(np.int64) << 32) | kept
+    # (an AVX-512 sort of int64 beat a stable argsort of the ranks); unindexed words (rank -1)
+    # sort first and are cut off, or are dropped before when they are many, and keep their
+    # place in the position count either way
+    unindexed = np.count_nonzero(tok < 0)
+    if unindexed * 8 > len(tok):
+        kept = np.flatnonzero(tok >= 0)
+        keys = rank[tok[kept]]
+        keys <<= 32
+        keys |= kept
+    else:
+        keys = rank[tok]
+        keys <<= 32
+        keys |= np.arange(len(tok), dtype=np.int64)
     keys.sort()
-    t = (keys >> 32).astype(np.int32)
-    index = keys & 0xFFFFFFFF
-    del keys
+    keys = keys[np.searchsorted(keys, 0) :]
+    halves = keys.view(np.int32)  # (rank, index) halves, read without copying
+    t, index = (halves[1::2], halves[0::2]) if sys.byteorder == "little" else (halves[0::2], halves[1::2])
     token_doc = np.repeat(np.arange(ndocs, dtype=np.int32), doc_words)
     d = token_doc[index]
     del token_doc
@@ -293,17 +303,17 @@ def _flush(buf: _Buffer, positions: bool, path: str, runs: list, sample: list) -
     new_posting[1:] |= d[1:] != d[:-1]
     starts = np.flatnonzero(new_posting)
     del new_posting
-    tfs = np.diff(starts, append=len(t)).astype(np.uint32)
-    df = np.bincount(t[starts], minlength=len(in_order)).astype(np.int64)
-    cf = np.bincount(t, minlength=len(in_order)).astype(np.int64)
+    tfs = np.diff(starts, append=len(t))
+    df = np.bincount(t[starts], minlength=len(in_order))
+    cf = np.bincount(t, minlength=len(in_order))
     pos = None
     if positions:  # 0-based place in the document's word stream, unindexed words counted
         doc_start = np.cumsum(doc_words) - doc_words
         doc_start[:1] -= buf.first_position
-        pos = (index - doc_start[d]).astype(np.uint32)
+        pos = index - doc_start[d]
     terms = vocabulary.terms
     term_list = [terms[i] for i in in_order.tolist()]
-    write_run(path, term_list, df, cf, (d[starts] + buf.first_doc).astype(np.uint32), tfs, pos)
+    write_run(path, term_list, df, cf, d[starts] + buf.first_doc, tfs, pos)
     runs.append(path)
     _sample(term_list, df + cf, sample)
     return doc_lengths

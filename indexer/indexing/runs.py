@@ -4,7 +4,8 @@ A run is a folder of .npy arrays: the run's sorted terms (one UTF-8 blob and `te
 term the offsets of its postings and positions (`post_offsets`, `pos_offsets`: cumulative, so a
 merge slices a term range without reading the rest), and the postings themselves: `docs`, `tfs`
 and, when positions are kept, `positions`, grouped by term in term order, docs ascending within a
-term. Doc ids in a run are chunk-local; the merge adds each run's offset.
+term, each in the narrowest unsigned type its values fit (uint8, uint16 or uint32). Doc ids in a
+run are chunk-local; the merge adds each run's offset.
 
 `write_run` writes a run from arrays, `RunWriter` one that arrives batch by batch (combining runs),
 `as_one_document` folds the combined runs of one large document into one posting per term,
@@ -34,13 +35,22 @@ def write_run(
     tfs: np.ndarray,
     positions: np.ndarray | None,
 ) -> None:
-    """Write a run folder at `path`: sorted UTF-8 terms with their df and cf, and their postings."""
+    """Write a run folder at `path`: sorted UTF-8 terms with their df and cf, and their postings.
+    Each stream is stored in the narrowest unsigned type that holds its values (readers take
+    the type from the .npy header), which halves what most runs write and read back."""
     os.makedirs(path, exist_ok=True)  # a task rerun after its worker died overwrites the dead attempt's files
     _write_terms(path, term_bytes, df, cf)
-    np.save(os.path.join(path, "docs.npy"), docs)
-    np.save(os.path.join(path, "tfs.npy"), tfs)
-    if positions is not None:
-        np.save(os.path.join(path, "positions.npy"), positions)
+    for name, values in zip(STREAMS, (docs, tfs, positions)):
+        if values is not None:
+            np.save(os.path.join(path, name + ".npy"), _narrow(values))
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    top = int(values.max()) if len(values) else 0
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(dtype).max:
+            return values.astype(dtype, copy=False)
+    raise AssertionError("run values are uint32")
 
 
 def as_one_document(path: str) -> None:
