@@ -364,3 +364,22 @@ def test_a_document_larger_than_the_memory_share_is_split_across_runs_and_joined
     assert joined and joined[0] > 5  # the big document went to several runs (in this process)
     build_index([corpus], whole, BuildOptions(processes=1, analyzer=LONG_TERMS))
     assert small.read_bytes() == whole.read_bytes()
+
+
+def test_a_huge_jsonl_record_is_split_across_runs_and_matches_reference(tmp_path):
+    import json
+
+    rng = random.Random(8)
+    vocab = ["River", "café", "ΟΔΟΣ", "中文", "e\u0301te\u0301", "x" * 70, "'quoted'", "a.b", "\u3000"]
+    docs = {
+        "first": "a short record",
+        "huge": "".join(rng.choice(vocab) + rng.choice([" ", ", ", "\n", ""]) for _ in range(60_000)),
+        "last": "another short one",
+    }
+    source = tmp_path / "c.jsonl"
+    source.write_text("".join(json.dumps({"id": k, "text": v}) + "\n" for k, v in docs.items()), encoding="utf-8")
+    small, whole = tmp_path / "small.idx", tmp_path / "whole.idx"
+    build_index([source], small, BuildOptions(processes=1, memory=1, analyzer=LONG_TERMS))
+    _assert_matches_reference(small, docs)
+    build_index([source], whole, BuildOptions(processes=1, analyzer=LONG_TERMS))
+    assert small.read_bytes() == whole.read_bytes()

@@ -32,7 +32,8 @@ TEXT_FIELDS = ("title", "text", "contents")
 GZIP_SUFFIX = ".gz"
 BOM = codecs.BOM_UTF8
 SNIFF_BYTES = 4096  # bytes peeked at to tell a TREC file from a text file
-READ_BLOCK = 1 << 20  # bytes read at a time when scanning for a record boundary
+READ_BLOCK = 1 << 20  # bytes read at a time when scanning for a record boundary or streaming a file
+STREAM_BYTES = 4 << 20  # a text file larger than this is read block by block
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,8 @@ class Document:
     stream: Callable[[], Iterator[str]] | None = None
 
     def blocks(self) -> Iterator[str]:
-        """The text: whole for most documents, in blocks for a file too large to hold at once."""
+        """The text: whole for most documents, in blocks for a file too large to hold at once
+        (read from the open file: iterate before asking for the next document)."""
         return self.stream() if self.stream is not None else iter((self.text,))
 
 
@@ -135,13 +137,24 @@ def _decode(data: bytes, options: ReadOptions, log: SkipLog, where: Where) -> st
 
 
 class TextReader(Reader):
-    """A whole file is one document, named by its path."""
+    """A whole file is one document, named by its path. A file larger than STREAM_BYTES is checked
+    block by block first (binary, empty, undecodable), then given as a stream of decoded blocks,
+    so that its size never shows in memory."""
 
     name = "text"
 
     def documents(self, f, piece, options, log):
-        data = f.read()
+        data = f.read(STREAM_BYTES + 1)
         where = display_path(piece.path)
+        if len(data) > STREAM_BYTES:
+            size, problem, undecodable = _check_text(f, data, options.encoding)
+            if problem is not None:
+                log.add(problem, where)
+                return
+            if undecodable:
+                log.add(SkipReason.UNDECODABLE, where)
+            yield Document(piece.name, "", piece.file_no, 0, size, lambda: _text_blocks(f, options.encoding))
+            return
         if b"\0" in data:
             log.add(SkipReason.BINARY, where)
             return
@@ -153,6 +166,43 @@ class TextReader(Reader):
 
     def text_of(self, record, name, options):
         return record.decode(options.encoding, "replace")
+
+
+def _check_text(f: BinaryIO, head: bytes, encoding: str) -> tuple[int, SkipReason | None, bool]:
+    """Read the rest of a large text file after `head`: (its size, BINARY or EMPTY when it is
+    not indexed, whether some bytes are not in the encoding), with one block in memory at once."""
+    strict = codecs.getincrementaldecoder(encoding)("strict")
+    loose = codecs.getincrementaldecoder(encoding)("replace")
+    size, blank, undecodable = 0, True, False
+    block, final = head, False
+    while not final:
+        final = not block
+        size += len(block)
+        if b"\0" in block:
+            return size, SkipReason.BINARY, undecodable
+        if not undecodable:
+            try:
+                strict.decode(block, final)
+            except UnicodeDecodeError:
+                undecodable = True
+        if blank:  # decoded only until the first character that is not a space
+            text = loose.decode(block, final)
+            blank = not text or text.isspace()
+        block = f.read(READ_BLOCK)
+    return size, SkipReason.EMPTY if blank else None, undecodable
+
+
+def _text_blocks(f: BinaryIO, encoding: str) -> Iterator[str]:
+    """The text of a file, decoded block by block (bytes not in the encoding replaced)."""
+    f.seek(0)
+    decoder = codecs.getincrementaldecoder(encoding)("replace")
+    while block := f.read(READ_BLOCK):
+        text = decoder.decode(block)
+        if text:
+            yield text
+    tail = decoder.decode(b"", True)
+    if tail:
+        yield tail
 
 
 class JsonlReader(Reader):
@@ -175,19 +225,26 @@ class JsonlReader(Reader):
             line = f.readline()
             if not line:
                 break
+            size = len(line)
             if not line.isspace():
                 blank = False
-                doc = self._record(line, piece, offset, options, log)
+                length = size - (line.endswith(b"\n") + line.endswith(b"\r\n"))  # without the line break
+                where = _where(piece, offset)
+                text = _decode(line, options, log, where)
+                del line  # a record of many megabytes is held as bytes or as text, not both while parsed
+                doc = self._record(text, piece, offset, length, where, options, log)
+                del text
                 if doc is not None:
                     yield doc
-            offset += len(line)
+            offset += size
         if whole and blank:
             log.add(SkipReason.EMPTY, display_path(piece.path))
 
-    def _record(self, line: bytes, piece: Piece, offset: int, options: ReadOptions, log: SkipLog) -> Document | None:
-        where = _where(piece, offset)
+    def _record(
+        self, line: str, piece: Piece, offset: int, length: int, where: Where, options: ReadOptions, log: SkipLog
+    ) -> Document | None:
         try:
-            record = json.loads(_decode(line, options, log, where))
+            record = json.loads(line)
         except (ValueError, RecursionError):
             log.add(SkipReason.INVALID_JSON, where)
             return None
@@ -202,7 +259,6 @@ class JsonlReader(Reader):
             has_text = any(isinstance(record.get(k), str) for k in options.text_fields)
             log.add(SkipReason.EMPTY if has_text else SkipReason.NO_TEXT, where)
             return None
-        length = len(line) - (line.endswith(b"\n") + line.endswith(b"\r\n"))  # without the line break
         return Document(doc_id, text, piece.file_no, offset, length)
 
     def text_of(self, record, name, options):
