@@ -51,7 +51,7 @@ def distinct(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     starts = np.empty(len(hashes), dtype=bool)
     starts[:1] = True
     np.not_equal(hashes[order[1:]], hashes[order[:-1]], out=starts[1:])
-    group = np.empty(len(hashes), dtype=np.int64)
-    group[order] = np.cumsum(starts) - 1
+    group = np.empty(len(hashes), dtype=np.int32 if len(hashes) < 1 << 31 else np.int64)
+    group[order] = np.cumsum(starts, dtype=group.dtype) - 1
     first = np.minimum.reduceat(order, np.flatnonzero(starts)) if len(hashes) else order
     return first, group

@@ -35,7 +35,7 @@ from indexer.indexing.vocabulary import Vocabulary
 BYTES_PER_BUFFERED_TOKEN = 100
 BYTES_PER_VOCABULARY_WORD = 250
 BYTES_PER_MERGED_POSTING = 120  # as the pipeline's: for joining the runs of a large document
-BYTES_PER_RUN_TERM = 48  # as the pipeline's: a combine's memory per run and term it reads
+BYTES_PER_RUN_TERM = 80  # as the pipeline's: a combine's memory per run and term it reads
 SAMPLE_POINTS = 64  # term-range sample points per run, for planning the parallel merge
 BATCH_BYTES = 1 << 20  # text tokenized at once: large enough for numpy, small beside the share
 PIECE_CHARS = 1 << 20  # a document longer than this is prepared and tokenized in pieces

@@ -76,38 +76,33 @@ def _union(opened) -> tuple[list[str], list[np.ndarray]]:
     them merges a few sorted sequences. Terms longer than the hash covers are named by their
     strings, on their own: they never send the other terms the slow way.
     """
-    hashes, long_terms, texts = [], [], []
-    for run, _ in opened:
-        offsets, lengths = run.term_offsets, np.diff(run.term_offsets)
-        raw = run.blob.tobytes()
-        texts.append(raw.decode("ascii") if raw.isascii() else None)  # ASCII: slice by byte offsets
-        short = lengths <= MAX_HASHED_WORD
-        if short.all():
-            hashes.append(span_hashes(padded(run.blob), offsets[:-1], lengths))
-            long_terms.append([])
-            continue
-        hashes.append(span_hashes(padded(run.blob), offsets[:-1][short], lengths[short]))
+    shorts = [np.diff(run.term_offsets) <= MAX_HASHED_WORD for run, _ in opened]
+    bounds = np.concatenate(([0], np.cumsum([int(short.sum()) for short in shorts])))
+    every = np.empty(int(bounds[-1]), dtype=np.uint64)  # filled run by run: no second copy
+    long_terms: list[list[str]] = []
+    for (run, _), short, lo, hi in zip(opened, shorts, bounds[:-1], bounds[1:]):
+        offsets = run.term_offsets
+        every[lo:hi] = span_hashes(padded(run.blob), offsets[:-1][short], np.diff(offsets)[short])
+        raw = run.blob.tobytes() if not short.all() else b""
         cuts = zip(offsets[:-1][~short].tolist(), offsets[1:][~short].tolist())
         long_terms.append([raw[x:y].decode("utf-8") for x, y in cuts])
-    sizes = [len(h) for h in hashes]
-    bounds = np.concatenate(([0], np.cumsum(sizes)))
-    every = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
     first, group = distinct(every)
+    del every
     by_first = np.argsort(first)  # groups in order of first appearance: run by run, each in its own order
     first_sorted = first[by_first]
+    del first
     strings: list[str] = []
-    for run_no, (run, _) in enumerate(opened):
+    for run_no, ((run, _), short) in enumerate(zip(opened, shorts)):
         lo, hi = np.searchsorted(first_sorted, bounds[run_no : run_no + 2])
         if lo == hi:
             continue
-        local = first_sorted[lo:hi] - bounds[run_no]
-        short = np.flatnonzero(np.diff(run.term_offsets) <= MAX_HASHED_WORD)[local]
-        cuts = zip(run.term_offsets[short].tolist(), run.term_offsets[short + 1].tolist())
-        text = texts[run_no]
-        if text is not None:
+        at = np.flatnonzero(short)[first_sorted[lo:hi] - bounds[run_no]]
+        cuts = zip(run.term_offsets[at].tolist(), run.term_offsets[at + 1].tolist())
+        raw = run.blob.tobytes()
+        if raw.isascii():  # slicing a str by byte offsets is then right, and cheaper than decoding each
+            text = raw.decode("ascii")
             strings.extend([text[x:y] for x, y in cuts])
         else:
-            raw = run.blob.tobytes()
             strings.extend([raw[x:y].decode("utf-8") for x, y in cuts])
     named = len(strings)
     long_index = {t: named + i for i, t in enumerate(dict.fromkeys(t for terms in long_terms for t in terms))}
@@ -118,15 +113,14 @@ def _union(opened) -> tuple[list[str], list[np.ndarray]]:
     group_rank = np.empty(named, dtype=np.int64)
     group_rank[by_first] = rank[:named]
     ids = []
-    for run_no, (run, _) in enumerate(opened):
-        g = group_rank[group[bounds[run_no] : bounds[run_no + 1]]]
+    for run_no, short in enumerate(shorts):
+        g = group_rank[group[bounds[run_no] : bounds[run_no + 1]]].astype(np.int32)
         if long_terms[run_no]:
-            short = np.diff(run.term_offsets) <= MAX_HASHED_WORD
-            full = np.empty(len(short), dtype=np.int64)
+            full = np.empty(len(short), dtype=np.int32)
             full[short] = g
             full[~short] = rank[[long_index[t] for t in long_terms[run_no]]]
             g = full
-        ids.append(g.astype(np.int32))
+        ids.append(g)
     return [strings[i] for i in order], ids
 
 

@@ -36,7 +36,7 @@ DEFAULT_MEMORY = 1 << 30
 BYTES_PER_MERGED_POSTING = 120  # peak worker RSS growth per posting + position of a merge batch (measured)
 RANGES_PER_PROCESS = 4
 MIN_FAN_IN, MAX_FAN_IN = 4, 256  # runs one merge reads at once; more are first combined in groups
-BYTES_PER_RUN_TERM = 48  # merge memory per run and term it reads (offsets, hashes, numbers; measured)
+BYTES_PER_RUN_TERM = 80  # merge memory per run and term it reads (offsets, hashes, groups, numbers; measured)
 
 
 @dataclass(frozen=True)
