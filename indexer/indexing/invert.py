@@ -16,18 +16,20 @@ import sys
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from indexer.analysis import Analyzer, AnalyzerConfig
-from indexer.corpus.discover import Chunk
 from indexer.corpus.readers import ReadOptions, read_piece
 from indexer.corpus.skips import SkipLog, SkipReason
 from indexer.indexing.hashing import PAD
-from indexer.indexing.merge import combine_runs
 from indexer.indexing.runs import as_one_document, run_term_count, write_doc_table, write_run
 from indexer.indexing.tokens import word_spans
 from indexer.indexing.vocabulary import Vocabulary
+
+if TYPE_CHECKING:
+    from indexer.corpus.discover import Chunk
 
 # How a worker spends its memory share: a quarter on the vocabulary it keeps across chunks, the
 # rest on buffered tokens. The per-item costs are peaks measured on the synthetic corpus (RSS of a
@@ -175,6 +177,8 @@ class _Chunk:
     def join(self, first: int) -> None:
         """Join runs[first:], the pieces of one document, into one run in their place: combined
         in groups small enough for the memory share, then one posting per term (tf = cf)."""
+        from indexer.indexing.merge import combine_runs  # only for documents larger than the share
+
         share, positions = self.settings.memory_per_worker, self.settings.positions
         batch_weight = max(1000, share // BYTES_PER_MERGED_POSTING)
         pieces, level = self.runs[first:], 0

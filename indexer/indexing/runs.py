@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from indexer.store.index import DocTable
+if TYPE_CHECKING:  # the parent reads doc tables; workers, which write them, need not import the store
+    from indexer.store.index import DocTable
 
 STREAMS = ("docs", "tfs", "positions")
 
@@ -79,6 +81,8 @@ def write_doc_table(path: str, lengths: np.ndarray, names: list[str], sources: n
 
 
 def read_doc_table(path: str) -> DocTable:
+    from indexer.store.index import DocTable
+
     with np.load(path) as data:
         return DocTable(data["lengths"], data["name_lengths"], data["names"], data["sources"])
 
