@@ -32,10 +32,11 @@ if TYPE_CHECKING:
     from indexer.corpus.discover import Chunk
 
 # How a worker spends its memory share: a quarter on the vocabulary it keeps across chunks, the
-# rest on buffered tokens. The per-item costs are peaks measured on the synthetic corpus (RSS of a
-# worker while inverting); they turn the share into a word limit and a flush threshold.
+# rest on buffered tokens. The per-item costs are measured (RSS of a worker while inverting the
+# synthetic corpus; the vocabulary's own arrays, bytes and tables under tracemalloc: 131-143 bytes
+# per word held); they turn the share into a word limit and a flush threshold.
 BYTES_PER_BUFFERED_TOKEN = 100
-BYTES_PER_VOCABULARY_WORD = 250
+BYTES_PER_VOCABULARY_WORD = 160
 BYTES_PER_MERGED_POSTING = 120  # as the pipeline's: for joining the runs of a large document
 BYTES_PER_RUN_TERM = 80  # as the pipeline's: a combine's memory per run and term it reads
 SAMPLE_POINTS = 64  # term-range sample points per run, for planning the parallel merge
