@@ -217,7 +217,7 @@ def _wait_for_workers(proc: subprocess.Popen, count: int) -> list[int]:
     pytest.fail("the build's worker processes never appeared")
 
 
-def _interrupt_build(tmp_path: Path, interrupt) -> tuple[subprocess.CompletedProcess, float]:
+def _interrupt_build(tmp_path: Path, interrupt, delay: float = 0.3) -> tuple[subprocess.CompletedProcess, float]:
     """Start a real -p 2 build over an existing index, call interrupt(build process, worker pids)
     once its workers run, and return (finished process with stderr, seconds it took to stop).
     Whatever happened, the previous index must be intact and no temporary file left."""
@@ -228,7 +228,7 @@ def _interrupt_build(tmp_path: Path, interrupt) -> tuple[subprocess.CompletedPro
     out.write_bytes(PREVIOUS_INDEX)
     proc = _start_build(corpus, out)
     pids = _wait_for_workers(proc, 3)  # forkserver + 2 workers
-    time.sleep(0.3)
+    time.sleep(delay)
     interrupt(proc, pids)
     started = time.monotonic()
     _, stderr = proc.communicate(timeout=60)
@@ -240,8 +240,9 @@ def _interrupt_build(tmp_path: Path, interrupt) -> tuple[subprocess.CompletedPro
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker pids through Linux /proc")
-def test_killed_worker_fails_the_build_quickly(tmp_path):
-    done, stopped = _interrupt_build(tmp_path, lambda proc, pids: os.kill(pids[-1], signal.SIGKILL))
+@pytest.mark.parametrize("delay", [0.0, 0.3])  # 0: as soon as it starts, while the corpus is planned
+def test_killed_worker_fails_the_build_quickly(tmp_path, delay):
+    done, stopped = _interrupt_build(tmp_path, lambda proc, pids: os.kill(pids[-1], signal.SIGKILL), delay)
     assert stopped < 30
     assert done.returncode == 1 and "worker process died" in done.stderr, done.stderr
 

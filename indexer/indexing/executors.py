@@ -114,6 +114,10 @@ class SequentialExecutor:
         pass
 
 
+_WORKER_DIED = (
+    "a worker process died (killed by a signal or by the out-of-memory killer?); "
+    "retry with fewer processes (-p) or a lower --memory"
+)
 WATCH_SECONDS = 0.5  # how often a pool worker checks that the build that started it still runs
 
 
@@ -124,6 +128,12 @@ def _start_worker(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_allocator()
     threading.Thread(target=_watch_parent, args=(parent, os.getppid()), daemon=True).start()
+
+
+def _warm_up() -> None:
+    """A pool worker's first task: import what the build's tasks run."""
+    import indexer.indexing.invert
+    import indexer.indexing.merge  # noqa: F401
 
 
 def _watch_parent(parent: int, ppid: int) -> None:
@@ -149,9 +159,14 @@ class PoolExecutor:
         self._pool = ProcessPoolExecutor(
             max_workers=processes, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
         )
+        for _ in range(processes):  # start every worker now: they import while the caller plans
+            self._pool.submit(_warm_up)
 
     def run(self, fn: Callable, tasks: Sequence[tuple]) -> Iterator[tuple[int, object]]:
-        pending = {self._pool.submit(fn, *args): i for i, args in enumerate(tasks)}
+        try:  # a worker that died before (even while warming up) breaks the pool for every submit
+            pending = {self._pool.submit(fn, *args): i for i, args in enumerate(tasks)}
+        except BrokenProcessPool:
+            raise WorkerError(_WORKER_DIED) from None
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -159,10 +174,7 @@ class PoolExecutor:
                 try:
                     result = future.result()
                 except BrokenProcessPool:
-                    raise WorkerError(
-                        "a worker process died (killed by a signal or by the out-of-memory killer?); "
-                        "retry with fewer processes (-p) or a lower --memory"
-                    ) from None
+                    raise WorkerError(_WORKER_DIED) from None
                 except Exception as err:
                     raise _failure(err, _describe_task(fn, i, tasks[i])) from err
                 yield i, result

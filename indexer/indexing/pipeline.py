@@ -114,17 +114,26 @@ def build_index(
 
 def _build(paths, output: Path, options: BuildOptions, on_progress, executor, started: float) -> BuildStats:
     timings: dict[str, float] = {}
-    plan = plan_corpus(list(paths), options.chunk_size, options.read, ignore=Path(os.path.abspath(output)))
-    processes = executor.processes if executor is not None else options.processes or cpu_count()
-    processes = max(1, min(processes, len(plan.chunks))) if executor is None else processes
-    timings["plan"] = time.perf_counter() - started
     own_executor = executor is None
-    tmp = _make_tmp_dir(options.tmp_dir, output)
+    requested = executor.processes if executor is not None else options.processes or cpu_count()
+    # a pool is started before planning, so that its workers start and import while we plan
+    early = make_executor(requested) if own_executor and requested > 1 else None
+    try:
+        plan = plan_corpus(list(paths), options.chunk_size, options.read, ignore=Path(os.path.abspath(output)))
+        tmp = _make_tmp_dir(options.tmp_dir, output)
+    except BaseException:
+        if early is not None:
+            early.abort()
+        raise
+    processes = max(1, min(requested, len(plan.chunks))) if own_executor else requested
+    timings["plan"] = time.perf_counter() - started
     writing = tmp  # what a full disk would be full of
     finished = False
     try:
         if own_executor:
-            executor = make_executor(processes)
+            executor = early if early is not None and processes > 1 else make_executor(processes)
+            if early is not None and executor is not early:  # one chunk: the work runs in this process
+                early.close()
         executor.check_paths([tmp, plan.chunks[0].pieces[0].path])  # workers elsewhere (Dask) must see our files
         share = options.memory // (processes + 1)  # each worker's memory; the parent keeps one share
         settings = InvertSettings(options.analyzer, options.read, options.positions, share)
