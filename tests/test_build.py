@@ -7,6 +7,7 @@ import random
 import re
 import unicodedata
 from collections import defaultdict
+from dataclasses import replace
 
 import pytest
 from conftest import random_docs, write_corpus
@@ -364,6 +365,10 @@ def test_a_document_larger_than_the_memory_share_is_split_across_runs_and_joined
     assert joined and joined[0] > 5  # the big document went to several runs (in this process)
     build_index([corpus], whole, BuildOptions(processes=1, analyzer=LONG_TERMS))
     assert small.read_bytes() == whole.read_bytes()
+    for options in (BuildOptions(positions=False), BuildOptions(analyzer=AnalyzerConfig(stopwords=("the",)))):
+        build_index([corpus], small, replace(options, processes=1, memory=1))
+        build_index([corpus], whole, replace(options, processes=1))
+        assert small.read_bytes() == whole.read_bytes()
 
 
 def test_a_huge_jsonl_record_is_split_across_runs_and_matches_reference(tmp_path):
