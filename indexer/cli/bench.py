@@ -27,7 +27,7 @@ def bench(corpus, counts, chunk_size, memory, positions, tmp_dir, as_json):
     Example: indexer bench bench/data/synthetic-200MB -p 1,2,4
     """
     from indexer.bench import run_bench
-    from indexer.indexing.executors import tune_allocator
+    from indexer.indexing.allocator import tune_allocator
 
     try:
         process_counts = [int(c) for c in counts.split(",")]

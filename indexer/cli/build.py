@@ -21,7 +21,7 @@ from indexer.cli.options import (
     run_options,
 )
 from indexer.corpus.skips import SkipReason
-from indexer.indexing.executors import tune_allocator
+from indexer.indexing.allocator import tune_allocator
 from indexer.indexing.pipeline import BuildOptions, build_index
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from indexer.analysis import Analyzer, AnalyzerConfig
 from indexer.corpus.readers import ReadOptions, read_piece
 from indexer.corpus.skips import SkipLog, SkipReason
+from indexer.indexing.allocator import trim_heap
 from indexer.indexing.hashing import PAD
 from indexer.indexing.runs import as_one_document, run_term_count, write_doc_table, write_run
 from indexer.indexing.tokens import word_spans
@@ -170,6 +171,7 @@ class _Chunk:
     def flush(self, buf: _Buffer) -> None:
         """Write `buf` as the next run; a document it continues gets its lengths added."""
         lengths = _flush(buf, self.settings.positions, f"{self.base}-{len(self.runs):03d}", self.runs, self.sample)
+        trim_heap()  # the flush's temporaries leave holes in the heap: give their pages back
         if buf.first_position and len(lengths):
             self.lengths[-1] += int(lengths[0])
             lengths = lengths[1:]
