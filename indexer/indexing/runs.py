@@ -158,6 +158,19 @@ def run_term_count(path: str) -> int:
     return _Array(os.path.join(path, "term_offsets.npy")).length - 1
 
 
+class _MappedTerms:
+    """A run's terms as UTF-8 bytes by number (byte order is code point order), read through
+    memory maps that live as long as this object."""
+
+    def __init__(self, path: str):
+        self._offsets = np.load(os.path.join(path, "term_offsets.npy"), mmap_mode="r")
+        self._blob = np.load(os.path.join(path, "terms.npy"), mmap_mode="r")
+
+    def __getitem__(self, i: int) -> bytes:
+        start, stop = int(self._offsets[i]), int(self._offsets[i + 1])
+        return self._blob[start:stop].tobytes()
+
+
 class RunSlice:
     """The part of one run that falls in a term range: its terms, df and cf are read once;
     postings and positions are read in slices as batches need them. Indexes are range-local."""
@@ -169,17 +182,17 @@ class RunSlice:
         positions = os.path.join(path, "positions.npy")
         self.positions = _Array(positions) if os.path.exists(positions) else None
         count = self._offsets_file.length - 1
-        a = 0 if lo is None else bisect_left(self, lo, 0, count)
-        b = count if hi is None else bisect_left(self, hi, a, count)
+        a, b = 0, count
+        if count and (lo is not None or hi is not None):
+            terms = _MappedTerms(path)  # the bisection touches a few pages, not a file read per probe
+            a = 0 if lo is None else bisect_left(terms, lo.encode("utf-8"), 0, count)
+            b = count if hi is None else bisect_left(terms, hi.encode("utf-8"), a, count)
+            del terms
         offsets = self._offsets_file.read(a, b + 1)
         self.blob = self._blob_file.read(int(offsets[0]), int(offsets[-1])) if b > a else np.zeros(0, np.uint8)
         self.term_offsets = offsets - offsets[0]
         self.post_start = _Array(os.path.join(path, "post_offsets.npy")).read(a, b + 1)
         self.pos_start = _Array(os.path.join(path, "pos_offsets.npy")).read(a, b + 1)
-
-    def __getitem__(self, i: int) -> str:  # the i-th term of the whole run, for the bisection
-        start, stop = self._offsets_file.read(i, i + 2).tolist()
-        return self._blob_file.read(start, stop).tobytes().decode("utf-8")
 
     def __len__(self) -> int:  # terms in the range
         return len(self.term_offsets) - 1
