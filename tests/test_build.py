@@ -14,7 +14,7 @@ from conftest import random_docs, write_corpus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer.analysis import AnalyzerConfig
+from indexer.analysis import Analyzer, AnalyzerConfig
 from indexer.errors import CorpusError, IndexerError
 from indexer.indexing.pipeline import BuildOptions, build_index
 from indexer.store.index import IndexReader
@@ -388,3 +388,16 @@ def test_a_huge_jsonl_record_is_split_across_runs_and_matches_reference(tmp_path
     _assert_matches_reference(small, docs)
     build_index([source], whole, BuildOptions(processes=1, analyzer=LONG_TERMS))
     assert small.read_bytes() == whole.read_bytes()
+
+
+def test_the_buffer_counts_the_words_of_documents_without_text_and_of_documents_in_pieces():
+    from indexer.indexing.invert import _Buffer
+    from indexer.indexing.vocabulary import Vocabulary
+
+    buf = _Buffer(Vocabulary(Analyzer(NO_STEM), 1000), 0)
+    for pieces in (["one two"], [], ["three", " four five"], []):
+        for piece in pieces:
+            buf.add(piece)
+        buf.end_document()
+    buf.tokenize()
+    assert buf.doc_words.tolist() == [2, 0, 3, 0] and buf.open_words == 0

@@ -109,8 +109,11 @@ class _Buffer:
             self.tokenize()
 
     def end_document(self) -> None:
-        if self._pending:
+        if self._pending and not self._pending_ends[-1]:  # its last piece is pending
             self._pending_ends[-1] = True
+        elif self._pending:  # no piece of it is pending (a document without text): an empty one
+            self._pending.append(b"")
+            self._pending_ends.append(True)
         else:
             self.doc_words.append(self.open_words)
             self.open_words = 0
