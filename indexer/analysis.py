@@ -100,10 +100,15 @@ def _stemmer(language: str):
     import Stemmer  # PyStemmer: C Snowball stemmers
 
     try:
-        return Stemmer.Stemmer(language)
+        stemmer = Stemmer.Stemmer(language)
     except KeyError:
         choices = ", ".join(sorted(Stemmer.algorithms()))
         raise IndexerError(f"unknown stemmer language {language!r}; choose none or one of: {choices}") from None
+    # Every caller keeps its own word -> term cache (an Analyzer, a worker's vocabulary), so each
+    # word reaches the stemmer about once: PyStemmer's own cache only costs (stemWords of 200k
+    # distinct words: 0.25 s with its default 10,000-word cache, 0.09 s without).
+    stemmer.maxCacheSize = 0
+    return stemmer
 
 
 class Analyzer:

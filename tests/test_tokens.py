@@ -82,9 +82,8 @@ def test_the_byte_order_of_terms_follows_new_terms():
         a = np.frombuffer(data, dtype=np.uint8)
         vocabulary.term_numbers(data, a, *word_spans(a, len(data) - PAD, False))
         used = np.arange(0, len(vocabulary.terms), 3)
-        assert [vocabulary.terms[i] for i in vocabulary.in_byte_order(used)] == sorted(
-            vocabulary.terms[i] for i in used
-        )
+        numbers, terms = vocabulary.in_byte_order(used)
+        assert terms == [vocabulary.terms[i] for i in numbers] == sorted(vocabulary.terms[i] for i in used)
 
 
 @settings(max_examples=300, deadline=None)

@@ -282,7 +282,7 @@ def _flush(buf: _Buffer, positions: bool, path: str, runs: list, sample: list) -
     # this run's terms in byte order, and each process term number's rank among them
     present = np.zeros(len(vocabulary.terms) + 1, dtype=bool)  # the last slot serves -1
     present[tok] = True
-    in_order = vocabulary.in_byte_order(np.flatnonzero(present[:-1]))
+    in_order, term_list = vocabulary.in_byte_order(np.flatnonzero(present[:-1]))
     rank = np.full(len(vocabulary.terms) + 1, -1, dtype=np.int64)
     rank[in_order] = np.arange(len(in_order))
     # sorting (rank << 32 | token index) keys orders the tokens by term, then doc and position
@@ -321,8 +321,6 @@ def _flush(buf: _Buffer, positions: bool, path: str, runs: list, sample: list) -
         doc_start = np.cumsum(doc_words) - doc_words
         doc_start[:1] -= buf.first_position
         pos = index - doc_start[d]
-    terms = vocabulary.terms
-    term_list = [terms[i] for i in in_order.tolist()]
     write_run(path, term_list, df, cf, d[starts] + buf.first_doc, tfs, pos)
     runs.append(path)
     _sample(term_list, df + cf, sample)

@@ -199,12 +199,13 @@ class Vocabulary:
             numbers[i] = self._long_terms[term]
         return numbers
 
-    def in_byte_order(self, used: np.ndarray) -> np.ndarray:
-        """The term numbers in `used` (distinct) in the byte order of their terms."""
+    def in_byte_order(self, used: np.ndarray) -> tuple[np.ndarray, list[bytes]]:
+        """The term numbers in `used` (distinct) in the byte order of their terms, and the terms."""
         order = self._byte_order()
         keep = np.zeros(len(self.terms), dtype=bool)
         keep[used] = True
-        return order[keep[order]]
+        picked = keep[order]
+        return order[picked], self._sorted[picked].tolist()
 
     def _byte_order(self) -> np.ndarray:
         """All term numbers in byte order. New terms are sorted among themselves, then placed by
