@@ -184,8 +184,12 @@ class Analyzer:
         """The terms of many distinct words, "" for a word that is not indexed, with nothing
         cached: a worker keeps its own vocabulary and analyzes each new word once."""
         if self.config.normalize:
-            nfkc = unicodedata.normalize
-            words = [w if w.isascii() else nfkc("NFKC", w).casefold() for w in words]
+            others = [i for i, w in enumerate(words) if not w.isascii()]
+            if others:  # one call for all: "\n" is in no word, and NFKC and case folding keep it
+                joined = unicodedata.normalize("NFKC", "\n".join([words[i] for i in others])).casefold()
+                words = list(words)
+                for i, term in zip(others, joined.split("\n")):
+                    words[i] = term
         longest, stopwords = self.config.max_term_chars, self._stopwords
         terms = ["" if len(t) > longest or t in stopwords else t for t in words]
         return terms if self._stemmer is None else self._stemmer.stemWords(terms)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import html
+import io
 import json
 import math
 import os
@@ -433,8 +434,11 @@ def read_piece(piece: Piece, options: ReadOptions, log: SkipLog) -> Iterator[Doc
         with open_source(piece.path) as f:
             reader = READERS.get(piece.format)
             if reader is None:  # "auto": the first bytes decide
-                reader = sniff_reader(f.read(SNIFF_BYTES))
-                f.seek(0)
+                if isinstance(f, io.BufferedReader):  # a plain file: its buffer holds them already
+                    reader = sniff_reader(f.peek(SNIFF_BYTES)[:SNIFF_BYTES])
+                else:
+                    reader = sniff_reader(f.read(SNIFF_BYTES))
+                    f.seek(0)
             yield from reader.documents(f, piece, options, log)
     except (OSError, EOFError, zlib.error) as err:  # vanished, no permission, damaged gzip
         why = getattr(err, "strerror", None) or str(err) or type(err).__name__
