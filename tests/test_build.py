@@ -7,13 +7,14 @@ import random
 import re
 import unicodedata
 from collections import defaultdict
+from dataclasses import replace
 
 import pytest
 from conftest import random_docs, write_corpus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer.analysis import AnalyzerConfig
+from indexer.analysis import Analyzer, AnalyzerConfig
 from indexer.errors import CorpusError, IndexerError
 from indexer.indexing.pipeline import BuildOptions, build_index
 from indexer.store.index import IndexReader
@@ -38,6 +39,7 @@ def _assert_matches_reference(index_path, docs: dict[str, str]) -> None:
         names = reader.doc_names()
         assert sorted(names) == sorted(docs)
         expected, lengths = _naive_index([docs[name] for name in names])
+        expected = {t: by_doc for t, by_doc in expected.items() if len(t) <= reader.meta.analyzer["max_term_chars"]}
         assert reader.doc_lengths.tolist() == lengths
         assert reader.terms() == sorted(expected)
         for term, by_doc in expected.items():
@@ -61,9 +63,15 @@ def test_index_matches_naive_reference(tmp_path):
     _assert_matches_reference(out, docs)
 
 
-# "re\u0301sume": a letter written decomposed, which must not split its word
-words = st.sampled_from(["a", "b", "c", "dd", "Ée", "ß", "x1", "_y", "ﬁn", "re\u0301sume", "q\u0301x", "①"])
-doc_text = st.lists(words, min_size=1, max_size=30).map(" ".join)
+# "re\u0301sume": a letter written decomposed, which must not split its word; words past the
+# 64 bytes a hash covers, in ASCII, Greek (final sigma) and CJK; separators that are not spaces
+words = st.sampled_from(
+    ["a", "b", "c", "dd", "Ée", "ß", "x1", "_y", "ﬁn", "re\u0301sume", "q\u0301x", "①", "ΟΔΟΣ", "中文字"]
+    + ["x" * 70, "Λόγος" * 15, "漢" * 30, "ab" * 33]
+)
+separators = st.sampled_from([" ", " ", "\n", ", ", ".", "'", " — "])
+doc_text = st.lists(st.tuples(words, separators), min_size=1, max_size=30).map(lambda ws: "".join(w + s for w, s in ws))
+LONG_TERMS = AnalyzerConfig(stem="none", max_term_chars=1000)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -73,7 +81,20 @@ def test_random_corpora_match_reference(tmp_path_factory, texts, chunk):
     docs = {f"d{i:02d}.txt": t for i, t in enumerate(texts)}
     write_corpus(root, docs)
     out = root.parent / (root.name + ".idx")
-    build_index([root], out, BuildOptions(processes=1, chunk_size=chunk, memory=1, analyzer=NO_STEM))
+    build_index([root], out, BuildOptions(processes=1, chunk_size=chunk, memory=1, analyzer=LONG_TERMS))
+    _assert_matches_reference(out, docs)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.lists(doc_text, min_size=20, max_size=200).map("\n".join), min_size=1, max_size=4))
+def test_documents_larger_than_the_memory_share_match_reference(tmp_path_factory, texts):
+    """With the smallest memory share (a buffer of 1,000 tokens, pieces of 2,000 characters),
+    each of these documents is flushed in pieces into several runs, then joined."""
+    root = tmp_path_factory.mktemp("corpus")
+    docs = {f"d{i:02d}.txt": t for i, t in enumerate(texts)}
+    write_corpus(root, docs)
+    out = root.parent / (root.name + ".idx")
+    build_index([root], out, BuildOptions(processes=1, memory=1, analyzer=LONG_TERMS))
     _assert_matches_reference(out, docs)
 
 
@@ -322,3 +343,61 @@ def test_fifos_in_a_corpus_are_skipped_and_counted(tmp_path):
     assert stats.documents == 1
     assert stats.skipped_by_reason == {"not_regular_file": 1}
     assert stats.skipped_examples["not_regular_file"][0].endswith("pipe.txt")
+
+
+def test_a_document_larger_than_the_memory_share_is_split_across_runs_and_joined(tmp_path, monkeypatch):
+    from indexer.indexing import invert
+
+    rng = random.Random(21)
+    vocab = ["alpha", "Beta", "γάμμα", "ΟΔΟΣ", "中文", "naïve", "x" * 80, "the", "e\u0301te\u0301"]
+    big = " ".join(rng.choice(vocab) + rng.choice([" ", ",", ".\n"]) for _ in range(30_000))
+    docs = {"a.txt": "before the big one", "big.txt": big, "c.txt": "after it, alpha"}
+    corpus = write_corpus(tmp_path / "c", docs)
+    joined = []
+    original = invert._Chunk.join
+    monkeypatch.setattr(
+        invert._Chunk, "join", lambda self, first: (joined.append(len(self.runs) - first), original(self, first))[1]
+    )
+    small, whole = tmp_path / "small.idx", tmp_path / "whole.idx"
+    for processes in (1, 2):
+        build_index([corpus], small, BuildOptions(processes=processes, memory=1, analyzer=LONG_TERMS))
+        _assert_matches_reference(small, docs)
+    assert joined and joined[0] > 5  # the big document went to several runs (in this process)
+    build_index([corpus], whole, BuildOptions(processes=1, analyzer=LONG_TERMS))
+    assert small.read_bytes() == whole.read_bytes()
+    for options in (BuildOptions(positions=False), BuildOptions(analyzer=AnalyzerConfig(stopwords=("the",)))):
+        build_index([corpus], small, replace(options, processes=1, memory=1))
+        build_index([corpus], whole, replace(options, processes=1))
+        assert small.read_bytes() == whole.read_bytes()
+
+
+def test_a_huge_jsonl_record_is_split_across_runs_and_matches_reference(tmp_path):
+    import json
+
+    rng = random.Random(8)
+    vocab = ["River", "café", "ΟΔΟΣ", "中文", "e\u0301te\u0301", "x" * 70, "'quoted'", "a.b", "\u3000"]
+    docs = {
+        "first": "a short record",
+        "huge": "".join(rng.choice(vocab) + rng.choice([" ", ", ", "\n", ""]) for _ in range(60_000)),
+        "last": "another short one",
+    }
+    source = tmp_path / "c.jsonl"
+    source.write_text("".join(json.dumps({"id": k, "text": v}) + "\n" for k, v in docs.items()), encoding="utf-8")
+    small, whole = tmp_path / "small.idx", tmp_path / "whole.idx"
+    build_index([source], small, BuildOptions(processes=1, memory=1, analyzer=LONG_TERMS))
+    _assert_matches_reference(small, docs)
+    build_index([source], whole, BuildOptions(processes=1, analyzer=LONG_TERMS))
+    assert small.read_bytes() == whole.read_bytes()
+
+
+def test_the_buffer_counts_the_words_of_documents_without_text_and_of_documents_in_pieces():
+    from indexer.indexing.invert import _Buffer
+    from indexer.indexing.vocabulary import Vocabulary
+
+    buf = _Buffer(Vocabulary(Analyzer(NO_STEM), 1000), 0)
+    for pieces in (["one two"], [], ["three", " four five"], []):
+        for piece in pieces:
+            buf.add(piece)
+        buf.end_document()
+    buf.tokenize()
+    assert buf.doc_words.tolist() == [2, 0, 3, 0] and buf.open_words == 0

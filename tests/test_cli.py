@@ -170,8 +170,9 @@ def test_real_subprocess_build_and_search(small_corpus, tmp_path):
     assert search.returncode == 0 and len(search.stdout.splitlines()) == 2
 
 
-def _big_corpus(root: Path, files: int = 120, words_per_file: int = 40_000) -> Path:
-    """About 30 MB of random words: enough work that a build is still running when we interrupt it."""
+def _big_corpus(root: Path, files: int = 240, words_per_file: int = 40_000) -> Path:
+    """About 60 MB of random words: enough work that a build is still running when we interrupt
+    it (a -p 2 build of it takes about 3 s on 2 cores)."""
     rng = np.random.default_rng(0)
     vocab = np.array(["".join(rng.choice(list("abcdefghij"), size=rng.integers(2, 9))) for _ in range(5000)])
     for i in range(files):
@@ -217,7 +218,7 @@ def _wait_for_workers(proc: subprocess.Popen, count: int) -> list[int]:
     pytest.fail("the build's worker processes never appeared")
 
 
-def _interrupt_build(tmp_path: Path, interrupt) -> tuple[subprocess.CompletedProcess, float]:
+def _interrupt_build(tmp_path: Path, interrupt, delay: float = 0.3) -> tuple[subprocess.CompletedProcess, float]:
     """Start a real -p 2 build over an existing index, call interrupt(build process, worker pids)
     once its workers run, and return (finished process with stderr, seconds it took to stop).
     Whatever happened, the previous index must be intact and no temporary file left."""
@@ -228,7 +229,7 @@ def _interrupt_build(tmp_path: Path, interrupt) -> tuple[subprocess.CompletedPro
     out.write_bytes(PREVIOUS_INDEX)
     proc = _start_build(corpus, out)
     pids = _wait_for_workers(proc, 3)  # forkserver + 2 workers
-    time.sleep(0.3)
+    time.sleep(delay)
     interrupt(proc, pids)
     started = time.monotonic()
     _, stderr = proc.communicate(timeout=60)
@@ -240,8 +241,9 @@ def _interrupt_build(tmp_path: Path, interrupt) -> tuple[subprocess.CompletedPro
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker pids through Linux /proc")
-def test_killed_worker_fails_the_build_quickly(tmp_path):
-    done, stopped = _interrupt_build(tmp_path, lambda proc, pids: os.kill(pids[-1], signal.SIGKILL))
+@pytest.mark.parametrize("delay", [0.0, 0.3])  # 0: as soon as it starts, while the corpus is planned
+def test_killed_worker_fails_the_build_quickly(tmp_path, delay):
+    done, stopped = _interrupt_build(tmp_path, lambda proc, pids: os.kill(pids[-1], signal.SIGKILL), delay)
     assert stopped < 30
     assert done.returncode == 1 and "worker process died" in done.stderr, done.stderr
 

@@ -559,3 +559,42 @@ def test_an_index_of_stdin_takes_added_files_but_refuses_a_corpus_update(tmp_pat
     with IndexReader(out) as reader:
         assert sorted(reader.doc_name(d) for d in reader.live_docs()) == ["a.txt", "stdin:1", "stdin:2"]
     assert runner.invoke(cli, ["update", str(out)]).exit_code == 0  # the added folder is a corpus now
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_text_file_over_the_stream_size_is_read_in_blocks_and_indexes_the_same(tmp_path, monkeypatch, gz):
+    rng = random.Random(5)
+    words = ["River", "café", "ΟΔΟΣ", "中文", "e\u0301te\u0301", "naïve", "x" * 70]
+    text = "".join(rng.choice(words) + rng.choice([" ", ", ", ".\n"]) for _ in range(3000))
+    data = text.encode("utf-8")
+    corpus = tmp_path / "c"
+    _write(corpus / ("big.txt.gz" if gz else "big.txt"), data)
+    _write(corpus / "small.txt", b"a small file, read whole")
+    whole = _build([corpus], tmp_path / "whole.idx")
+    opened = []
+    original = readers._text_blocks
+    monkeypatch.setattr(readers, "_text_blocks", lambda f, enc: (opened.append(1), original(f, enc))[1])
+    monkeypatch.setattr(readers, "STREAM_BYTES", 1000)
+    monkeypatch.setattr(readers, "READ_BLOCK", 7)  # multi-byte characters cut by every other block
+    streamed = _build([corpus], tmp_path / "streamed.idx")
+    assert opened == [1]
+    assert streamed.read_bytes() == whole.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"words " * 1000 + b"\0" + b"more words", "binary"),
+        (b" \n\t" * 1000 + " \u3000".encode(), "empty"),
+        (b"words " * 1000 + b"caf\xe9" + b" more" * 10, "undecodable"),
+    ],
+)
+def test_a_streamed_text_file_is_checked_whole_before_it_is_indexed(tmp_path, monkeypatch, content, reason):
+    monkeypatch.setattr(readers, "STREAM_BYTES", 100)
+    monkeypatch.setattr(readers, "READ_BLOCK", 64)
+    corpus = tmp_path / "c"
+    _write(corpus / "big.txt", content)
+    _write(corpus / "ok.txt", b"fine")
+    stats = build_index([corpus], tmp_path / "x.idx", BuildOptions(processes=1))
+    assert stats.skipped_by_reason == {reason: 1}
+    assert stats.documents == (2 if reason == "undecodable" else 1)

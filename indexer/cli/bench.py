@@ -27,6 +27,7 @@ def bench(corpus, counts, chunk_size, memory, positions, tmp_dir, as_json):
     Example: indexer bench bench/data/synthetic-200MB -p 1,2,4
     """
     from indexer.bench import run_bench
+    from indexer.indexing.allocator import tune_allocator
 
     try:
         process_counts = [int(c) for c in counts.split(",")]
@@ -35,6 +36,7 @@ def bench(corpus, counts, chunk_size, memory, positions, tmp_dir, as_json):
     except ValueError:
         raise click.BadParameter(f"{counts!r} is not a list of process counts like 1,2,4", param_hint="-p") from None
     options = BuildOptions(chunk_size=chunk_size, memory=memory, positions=positions)
+    tune_allocator()  # as `indexer build` does, so that the figures are those of a build
     with reported_errors():
         report = run_bench(list(corpus), process_counts, options, tmp_dir)
     if as_json:

@@ -20,6 +20,7 @@ from indexer.cli.options import (
 )
 from indexer.cli.writing import interrupts, print_summary_json, progress_bar, report_cleanup_and_skips
 from indexer.corpus.readers import STDIN
+from indexer.indexing.allocator import tune_allocator
 from indexer.indexing.pipeline import BuildOptions, build_index
 
 
@@ -60,6 +61,7 @@ def build(corpus, output, positions, as_json, quiet, progress, **params):
     if scheduler:  # workers on other machines resolve relative paths against their own folder
         corpus, output = tuple(p.absolute() for p in corpus), output.absolute()
     options = BuildOptions(**run, positions=positions, analyzer=analyzer_from(params), read=read_options_from(params))
+    tune_allocator()  # this process builds (sequentially, or the parent's part of a parallel build)
     with reported_errors(), _dask_executor(scheduler) as executor:
         show_bar = progress if progress is not None else sys.stderr.isatty()
         with progress_bar(enabled=show_bar and not quiet and not as_json) as on_progress, interrupts(output):

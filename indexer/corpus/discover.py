@@ -151,7 +151,7 @@ def find_files(
             raise CorpusError(f"{display_path(root)}: not a regular file or folder")
         base = os.path.abspath(root)
         for path, rel in found:
-            if not _selected(rel, options):
+            if (options.include or options.exclude) and not _selected(rel, options):
                 continue
             absolute = base if single else os.path.join(base, *rel.split("/"))
             if absolute == ignored:

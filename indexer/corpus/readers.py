@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import html
+import io
 import json
 import math
 import os
@@ -32,7 +33,8 @@ TEXT_FIELDS = ("title", "text", "contents")
 GZIP_SUFFIX = ".gz"
 BOM = codecs.BOM_UTF8
 SNIFF_BYTES = 4096  # bytes peeked at to tell a TREC file from a text file
-READ_BLOCK = 1 << 20  # bytes read at a time when scanning for a record boundary
+READ_BLOCK = 1 << 20  # bytes read at a time when scanning for a record boundary or streaming a file
+STREAM_BYTES = 4 << 20  # a text file larger than this is read block by block
 STDIN = "-"  # the corpus path that means standard input; its documents' file is recorded as "-"
 STDIN_NAME = "stdin"  # the file name in document ids of lines read from standard input: stdin:<line>
 
@@ -71,11 +73,17 @@ class Piece:
 @dataclass
 class Document:
     name: str
-    text: str
+    text: str  # the whole text; "" when `stream` gives it block by block
     file_no: int
     offset: int  # of the record in the file (uncompressed stream for .gz)
     length: int  # bytes of the record (a JSONL line without its line break)
     crc: int  # CRC-32 of those bytes: tells a snippet or an update that the record changed
+    stream: Callable[[], Iterator[str]] | None = None
+
+    def blocks(self) -> Iterator[str]:
+        """The text: whole for most documents, in blocks for a file too large to hold at once
+        (read from the open file: iterate before asking for the next document)."""
+        return self.stream() if self.stream is not None else iter((self.text,))
 
 
 @dataclass(frozen=True)
@@ -147,18 +155,29 @@ def _decode(data: bytes, options: ReadOptions, log: SkipLog, where: Where) -> st
 
 
 class TextReader(Reader):
-    """A whole file is one document, named by its path."""
+    """A whole file is one document, named by its path. A file larger than STREAM_BYTES is checked
+    block by block first (binary, empty, undecodable), then given as a stream of decoded blocks,
+    so that its size never shows in memory."""
 
     name = "text"
 
     def documents(self, f, piece, options, log):
-        data = f.read()
+        data = f.read(STREAM_BYTES + 1)
         where = display_path(piece.path)
+        if len(data) > STREAM_BYTES:
+            size, problem, undecodable, crc = _check_text(f, data, options.encoding)
+            if problem is not None:
+                log.add(problem, where)
+                return
+            if undecodable:
+                log.add(SkipReason.UNDECODABLE, where)
+            yield Document(piece.name, "", piece.file_no, 0, size, crc, lambda: _text_blocks(f, options.encoding))
+            return
         if b"\0" in data:
             log.add(SkipReason.BINARY, where)
             return
         text = _decode(data, options, log, where)
-        if not text.strip():
+        if not text or text.isspace():  # (strip() would copy the text)
             log.add(SkipReason.EMPTY, where)
             return
         yield Document(piece.name, text, piece.file_no, 0, len(data), zlib.crc32(data))
@@ -168,6 +187,45 @@ class TextReader(Reader):
 
     def ends_record(self, following):
         return following == b""  # the whole file, so nothing after it
+
+
+def _check_text(f: BinaryIO, head: bytes, encoding: str) -> tuple[int, SkipReason | None, bool, int]:
+    """Read the rest of a large text file after `head`: (its size, BINARY or EMPTY when it is
+    not indexed, whether some bytes are not in the encoding, its CRC-32), with one block in
+    memory at once."""
+    strict = codecs.getincrementaldecoder(encoding)("strict")
+    loose = codecs.getincrementaldecoder(encoding)("replace")
+    size, blank, undecodable, crc = 0, True, False, 0
+    block, final = head, False
+    while not final:
+        final = not block
+        size += len(block)
+        crc = zlib.crc32(block, crc)
+        if b"\0" in block:
+            return size, SkipReason.BINARY, undecodable, crc
+        if not undecodable:
+            try:
+                strict.decode(block, final)
+            except UnicodeDecodeError:
+                undecodable = True
+        if blank:  # decoded only until the first character that is not a space
+            text = loose.decode(block, final)
+            blank = not text or text.isspace()
+        block = f.read(READ_BLOCK)
+    return size, SkipReason.EMPTY if blank else None, undecodable, crc
+
+
+def _text_blocks(f: BinaryIO, encoding: str) -> Iterator[str]:
+    """The text of a file, decoded block by block (bytes not in the encoding replaced)."""
+    f.seek(0)
+    decoder = codecs.getincrementaldecoder(encoding)("replace")
+    while block := f.read(READ_BLOCK):
+        text = decoder.decode(block)
+        if text:
+            yield text
+    tail = decoder.decode(b"", True)
+    if tail:
+        yield tail
 
 
 class JsonlReader(Reader):
@@ -180,14 +238,21 @@ class JsonlReader(Reader):
 
     def documents(self, f, piece, options, log):
         for offset, _, line in _lines(f, piece, log):
-            doc = self._record(line, piece, offset, options, log)
+            length = len(line) - (line.endswith(b"\n") + line.endswith(b"\r\n"))  # without the line break
+            crc = zlib.crc32(memoryview(line)[:length])
+            where = _where(piece, offset)
+            text = _decode(line, options, log, where)
+            del line  # a record of many megabytes is held as bytes or as text, not both while parsed
+            doc = self._record(text, piece, offset, length, crc, where, options, log)
+            del text
             if doc is not None:
                 yield doc
 
-    def _record(self, line: bytes, piece: Piece, offset: int, options: ReadOptions, log: SkipLog) -> Document | None:
-        where = _where(piece, offset)
+    def _record(
+        self, line: str, piece: Piece, offset: int, length: int, crc: int, where: Where, options, log: SkipLog
+    ) -> Document | None:
         try:
-            record = json.loads(_decode(line, options, log, where))
+            record = json.loads(line)
         except (ValueError, RecursionError):
             log.add(SkipReason.INVALID_JSON, where)
             return None
@@ -202,8 +267,7 @@ class JsonlReader(Reader):
             has_text = any(isinstance(record.get(k), str) for k in options.text_fields)
             log.add(SkipReason.EMPTY if has_text else SkipReason.NO_TEXT, where)
             return None
-        length = len(line) - (line.endswith(b"\n") + line.endswith(b"\r\n"))  # without the line break
-        return Document(doc_id, text, piece.file_no, offset, length, zlib.crc32(memoryview(line)[:length]))
+        return Document(doc_id, text, piece.file_no, offset, length, crc)
 
     def text_of(self, record, name, options):
         try:
@@ -455,8 +519,11 @@ def read_piece(
         with open_source(piece.path) as f:
             reader = READERS.get(piece.format)
             if reader is None:  # "auto": the first bytes decide
-                reader = sniff_reader(f.read(SNIFF_BYTES))
-                f.seek(0)
+                if isinstance(f, io.BufferedReader):  # a plain file: its buffer holds them already
+                    reader = sniff_reader(f.peek(SNIFF_BYTES)[:SNIFF_BYTES])
+                else:
+                    reader = sniff_reader(f.read(SNIFF_BYTES))
+                    f.seek(0)
             if stamps is not None:
                 st = os.fstat(f.fileno())
                 stamps[piece.file_no] = FileStamp(reader.name, st.st_size, st.st_mtime_ns)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indexer.indexing.hashing import MAX_HASHED_WORD, span_hashes
+from indexer.indexing.hashing import MAX_HASHED_WORD, distinct, padded, span_hashes
 from indexer.indexing.parts import PartWriter
 from indexer.indexing.runs import RunSlice, RunWriter
 from indexer.store.codec import encode_terms
@@ -79,36 +79,56 @@ def _union(opened) -> tuple[list[str], list[np.ndarray]]:
     """The sorted union of the runs' terms (in the range they were opened for), and each run's terms as numbers into it.
 
     Terms are named by a hash of their bytes (numpy, no Python object per run and term); only the
-    distinct terms become strings, for sorting. Terms longer than the hash covers use strings.
+    distinct terms become strings, taken run by run in each run's sorted order, so that sorting
+    them merges a few sorted sequences. Terms longer than the hash covers are named by their
+    strings, on their own: they never send the other terms the slow way.
     """
-    blobs, hashes = [], []
-    for run, _ in opened:
-        offsets, blob = run.term_offsets, run.blob
-        lengths = np.diff(offsets)
-        if len(lengths) and lengths.max() > MAX_HASHED_WORD:
-            return _union_by_string(opened)
-        blobs.append((blob, offsets))
-        hashes.append(span_hashes(blob, offsets[:-1], lengths))
-    unique, first = np.unique(np.concatenate(hashes) if hashes else np.zeros(0, np.uint64), return_index=True)
-    # the string of each distinct hash, from the run where it first appears
-    where = np.searchsorted(np.cumsum([len(h) for h in hashes]), first, side="right")
-    base = np.concatenate(([0], np.cumsum([len(h) for h in hashes])))
-    strings = []
-    for run_no, i in zip(where.tolist(), (first - base[where]).tolist()):
-        blob, cuts = blobs[run_no]
-        strings.append(blob[cuts[i] : cuts[i + 1]].tobytes().decode("utf-8"))
+    shorts = [np.diff(run.term_offsets) <= MAX_HASHED_WORD for run, _ in opened]
+    bounds = np.concatenate(([0], np.cumsum([int(short.sum()) for short in shorts])))
+    every = np.empty(int(bounds[-1]), dtype=np.uint64)  # filled run by run: no second copy
+    long_terms: list[list[str]] = []
+    for (run, _), short, lo, hi in zip(opened, shorts, bounds[:-1], bounds[1:]):
+        offsets = run.term_offsets
+        every[lo:hi] = span_hashes(padded(run.blob), offsets[:-1][short], np.diff(offsets)[short])
+        raw = run.blob.tobytes() if not short.all() else b""
+        cuts = zip(offsets[:-1][~short].tolist(), offsets[1:][~short].tolist())
+        long_terms.append([raw[x:y].decode("utf-8") for x, y in cuts])
+    first, group = distinct(every)
+    del every
+    by_first = np.argsort(first)  # groups in order of first appearance: run by run, each in its own order
+    first_sorted = first[by_first]
+    del first
+    strings: list[str] = []
+    for run_no, ((run, _), short) in enumerate(zip(opened, shorts)):
+        lo, hi = np.searchsorted(first_sorted, bounds[run_no : run_no + 2])
+        if lo == hi:
+            continue
+        at = np.flatnonzero(short)[first_sorted[lo:hi] - bounds[run_no]]
+        cuts = zip(run.term_offsets[at].tolist(), run.term_offsets[at + 1].tolist())
+        raw = run.blob.tobytes()
+        if raw.isascii():  # slicing a str by byte offsets is then right, and cheaper than decoding each
+            text = raw.decode("ascii")
+            strings.extend([text[x:y] for x, y in cuts])
+        else:
+            strings.extend([raw[x:y].decode("utf-8") for x, y in cuts])
+    named = len(strings)
+    long_index = {t: named + i for i, t in enumerate(dict.fromkeys(t for terms in long_terms for t in terms))}
+    strings.extend(long_index)
     order = sorted(range(len(strings)), key=strings.__getitem__)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    ids = [rank[np.searchsorted(unique, h)].astype(np.int32) for h in hashes]
+    group_rank = np.empty(named, dtype=np.int64)
+    group_rank[by_first] = rank[:named]
+    ids = []
+    for run_no, short in enumerate(shorts):
+        g = group_rank[group[bounds[run_no] : bounds[run_no + 1]]].astype(np.int32)
+        if long_terms[run_no]:
+            full = np.empty(len(short), dtype=np.int32)
+            full[short] = g
+            full[~short] = rank[[long_index[t] for t in long_terms[run_no]]]
+            g = full
+        ids.append(g)
     return [strings[i] for i in order], ids
-
-
-def _union_by_string(opened) -> tuple[list[str], list[np.ndarray]]:
-    run_terms = [run.terms() for run, _ in opened]
-    vocab = sorted(set().union(*run_terms))
-    index = {t: i for i, t in enumerate(vocab)}
-    return vocab, [np.fromiter(map(index.__getitem__, terms), np.int64, len(terms)) for terms in run_terms]
 
 
 def _gather(parts, first: int, last: int, df: np.ndarray, cf: np.ndarray, positions: bool):

@@ -41,7 +41,7 @@ DEFAULT_MEMORY = 1 << 30
 BYTES_PER_MERGED_POSTING = 120  # peak worker RSS growth per posting + position of a merge batch (measured)
 RANGES_PER_PROCESS = 4
 MIN_FAN_IN, MAX_FAN_IN = 4, 256  # runs one merge reads at once; more are first combined in groups
-BYTES_PER_RUN_TERM = 48  # merge memory per run and term it reads (offsets, hashes, numbers; measured)
+BYTES_PER_RUN_TERM = 80  # merge memory per run and term it reads (offsets, hashes, groups, numbers; measured)
 
 
 @dataclass(frozen=True)
@@ -120,13 +120,18 @@ def build_index(
         leftovers = remove_build_leftovers(output, options.tmp_dir)
         if from_stdin:
             spool = cleanup.enter_context(spooled(stdin or sys.stdin.buffer, Path(options.tmp_dir or output.parent)))
-            plan = plan_stream(spool, options.chunk_size, options.read)
-        else:
-            plan = plan_corpus(list(paths), options.chunk_size, options.read, ignore=Path(os.path.abspath(output)))
-        processes = executor.processes if executor is not None else options.processes or cpu_count()
-        processes = max(1, min(processes, len(plan.chunks))) if executor is None else processes
-        timings = {"plan": time.perf_counter() - started}
-        with work_session(output, options, executor, processes) as session:
+        requested = executor.processes if executor is not None else options.processes or cpu_count()
+        # a pool for a corpus that may hold more than one chunk starts before planning, so that
+        # its workers start and import while we plan
+        inputs = [spool] if from_stdin else paths
+        early = requested if executor is not None or _more_than_a_chunk(inputs, options.chunk_size) else 1
+        with work_session(output, options, executor, early) as session:
+            if from_stdin:
+                plan = plan_stream(spool, options.chunk_size, options.read)
+            else:
+                plan = plan_corpus(list(paths), options.chunk_size, options.read, ignore=Path(os.path.abspath(output)))
+            processes = session.fit(len(plan.chunks), requested, options.memory)
+            timings = {"plan": time.perf_counter() - started}
             indexed = index_documents(session, plan, options, on_progress, timings)
             if indexed.documents == 0:
                 reasons = ", ".join(f"{n} {SkipReason(r).label}" for r, n in indexed.skipped.items()) or "no documents"
@@ -213,6 +218,17 @@ def _copy_stream(stream: BinaryIO, out: BinaryIO, folder: Path) -> None:
         raise
 
 
+def _more_than_a_chunk(paths, chunk_size: int) -> bool:
+    """Whether the corpus may be cut into several chunks: a folder, or a file larger than one."""
+    for path in paths:
+        try:
+            if os.path.isdir(path) or os.path.getsize(path) > chunk_size:
+                return True
+        except OSError:  # planning reports it
+            pass
+    return False
+
+
 def read_info(read: ReadOptions) -> ReadInfo:
     return ReadInfo(read.format, read.id_fields, read.text_fields, read.encoding, read.include, read.exclude)
 
@@ -235,6 +251,23 @@ class Session:
     processes: int
     share: int  # each worker's part of the memory budget (the parent keeps one)
     writing: str | Path
+    own: bool = True  # the session made its executor (and may change it)
+
+    def fit(self, chunks: int, wanted: int, memory: int) -> int:
+        """Use `wanted` processes but no more than there are chunks of work (one chunk: this
+        process alone): a pool started early is closed or kept, one is started if none was; the
+        memory shares follow. Returns the process count."""
+        if not self.own:
+            return self.processes
+        target = max(1, min(wanted, chunks))
+        if target == 1 and self.processes > 1:
+            self.executor.close()
+            self.executor = make_executor(1)
+        elif target > 1 and self.processes == 1:
+            self.executor = make_executor(target)
+        self.processes = target
+        self.share = memory // (target + 1)
+        return target
 
 
 @contextmanager
@@ -247,7 +280,9 @@ def work_session(output: Path, options: BuildOptions, executor: Executor | None,
     session = None
     finished = False
     try:
-        session = Session(tmp, executor or make_executor(processes), processes, options.memory // (processes + 1), tmp)
+        session = Session(
+            tmp, executor or make_executor(processes), processes, options.memory // (processes + 1), tmp, own
+        )
         yield session
         finished = True
     except OSError as err:

@@ -4,9 +4,11 @@ A run is a folder of .npy arrays: the run's sorted terms (one UTF-8 blob and `te
 term the offsets of its postings and positions (`post_offsets`, `pos_offsets`: cumulative, so a
 merge slices a term range without reading the rest), and the postings themselves: `docs`, `tfs`
 and, when positions are kept, `positions`, grouped by term in term order, docs ascending within a
-term. Doc ids in a run are chunk-local; the merge adds each run's offset.
+term, each in the narrowest unsigned type its values fit (uint8, uint16 or uint32). Doc ids in a
+run are chunk-local; the merge adds each run's offset.
 
 `write_run` writes a run from arrays, `RunWriter` one that arrives batch by batch (combining runs),
+`as_one_document` folds the combined runs of one large document into one posting per term,
 `RunSlice` reads the part of a run in a term range, and `run_term_count` sizes a run. Beside its
 runs, a chunk leaves its document table (`write_doc_table`, `read_doc_table`): the documents'
 lengths, names and sources in doc id order, which the writer copies into the index.
@@ -32,13 +34,34 @@ def write_run(
     tfs: np.ndarray,
     positions: np.ndarray | None,
 ) -> None:
-    """Write a run folder at `path`: sorted UTF-8 terms with their df and cf, and their postings."""
+    """Write a run folder at `path`: sorted UTF-8 terms with their df and cf, and their postings.
+    Each stream is stored in the narrowest unsigned type that holds its values (readers take
+    the type from the .npy header), which halves what most runs write and read back."""
     os.makedirs(path, exist_ok=True)  # a task rerun after its worker died overwrites the dead attempt's files
     _write_terms(path, term_bytes, df, cf)
-    np.save(os.path.join(path, "docs.npy"), docs)
-    np.save(os.path.join(path, "tfs.npy"), tfs)
-    if positions is not None:
-        np.save(os.path.join(path, "positions.npy"), positions)
+    for name, values in zip(STREAMS, (docs, tfs, positions)):
+        if values is not None:
+            np.save(os.path.join(path, name + ".npy"), _narrow(values))
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    top = int(values.max()) if len(values) else 0
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(dtype).max:
+            return values.astype(dtype, copy=False)
+    raise AssertionError("run values are uint32")
+
+
+def as_one_document(path: str) -> None:
+    """Give a run whose postings all belong to one document (the runs of a document too large for
+    memory, combined) one posting per term, whose tf is the term's count of positions (cf): its
+    positions are already in order, run after run."""
+    counts = np.diff(np.load(os.path.join(path, "pos_offsets.npy")))
+    docs = _Array(os.path.join(path, "docs.npy"))
+    doc = docs[0] if docs.length else 0
+    np.save(os.path.join(path, "docs.npy"), np.full(len(counts), doc, dtype=np.uint32))
+    np.save(os.path.join(path, "tfs.npy"), counts.astype(np.uint32))
+    np.save(os.path.join(path, "post_offsets.npy"), np.arange(len(counts) + 1, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -148,6 +171,19 @@ def run_term_count(path: str) -> int:
     return _Array(os.path.join(path, "term_offsets.npy")).length - 1
 
 
+class _MappedTerms:
+    """A run's terms as UTF-8 bytes by number (byte order is code point order), read through
+    memory maps that live as long as this object."""
+
+    def __init__(self, path: str):
+        self._offsets = np.load(os.path.join(path, "term_offsets.npy"), mmap_mode="r")
+        self._blob = np.load(os.path.join(path, "terms.npy"), mmap_mode="r")
+
+    def __getitem__(self, i: int) -> bytes:
+        start, stop = int(self._offsets[i]), int(self._offsets[i + 1])
+        return self._blob[start:stop].tobytes()
+
+
 class RunSlice:
     """The part of one run that falls in a term range: its terms, df and cf are read once;
     postings and positions are read in slices as batches need them. Indexes are range-local."""
@@ -159,17 +195,17 @@ class RunSlice:
         positions = os.path.join(path, "positions.npy")
         self.positions = _Array(positions) if os.path.exists(positions) else None
         count = self._offsets_file.length - 1
-        a = 0 if lo is None else bisect_left(self, lo, 0, count)
-        b = count if hi is None else bisect_left(self, hi, a, count)
+        a, b = 0, count
+        if count and (lo is not None or hi is not None):
+            terms = _MappedTerms(path)  # the bisection touches a few pages, not a file read per probe
+            a = 0 if lo is None else bisect_left(terms, lo.encode("utf-8"), 0, count)
+            b = count if hi is None else bisect_left(terms, hi.encode("utf-8"), a, count)
+            del terms
         offsets = self._offsets_file.read(a, b + 1)
         self.blob = self._blob_file.read(int(offsets[0]), int(offsets[-1])) if b > a else np.zeros(0, np.uint8)
         self.term_offsets = offsets - offsets[0]
         self.post_start = _Array(os.path.join(path, "post_offsets.npy")).read(a, b + 1)
         self.pos_start = _Array(os.path.join(path, "pos_offsets.npy")).read(a, b + 1)
-
-    def __getitem__(self, i: int) -> str:  # the i-th term of the whole run, for the bisection
-        start, stop = self._offsets_file.read(i, i + 2).tolist()
-        return self._blob_file.read(start, stop).tobytes().decode("utf-8")
 
     def __len__(self) -> int:  # terms in the range
         return len(self.term_offsets) - 1
