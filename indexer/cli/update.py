@@ -9,6 +9,7 @@ import click
 
 from indexer.cli.common import SIZE, index_argument, reported_errors
 from indexer.cli.writing import interrupts, print_summary_json, progress_bar, report_cleanup_and_skips
+from indexer.indexing.allocator import tune_allocator
 from indexer.indexing.pipeline import DEFAULT_CHUNK_SIZE, DEFAULT_MEMORY
 from indexer.indexing.update import (
     UpdateOptions,
@@ -91,6 +92,7 @@ def _report(stats: UpdateStats, as_json: bool, quiet: bool, what: str = "update"
 
 def _run(index: Path, work, as_json: bool, quiet: bool, progress) -> UpdateStats:
     show = (progress if progress is not None else sys.stderr.isatty()) and not quiet and not as_json
+    tune_allocator()  # as `indexer build` does: this process may invert and merge too
     with reported_errors(), progress_bar(enabled=show) as on_progress, interrupts(index):
         return work(on_progress)
 
