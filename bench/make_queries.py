@@ -11,7 +11,8 @@ compare different queries. Three kinds, written as OUT_DIR/<corpus name>-<kind>.
 
     mid     2-4 words, each with MID_DF[0]*N <= df <= MID_DF[1]*N (0.1% .. 5% of the N documents)
     common  2-4 words: one with df > COMMON_DF*N (20%: "the", "of", "kernel"), the others mid
-    rare    1-2 words with df <= RARE_DF (5)
+    rare    1-2 words with df <= RARE_DF (5), or with the smallest df there is when no word is
+            that rare (a corpus of copies: in kernel-docs-x10 every word is in at least 10)
 
 Words are picked uniformly from each df band (so mostly from the low end of it), distinct within a
 query, by a random.Random seeded with (seed, kind): the files depend only on the corpus and seed.
@@ -53,7 +54,7 @@ def word_bands(df: Counter, n: int) -> dict[str, list[str]]:
     return {
         "mid": [w for w in usable if low <= df[w] <= high],
         "common": [w for w in usable if df[w] > COMMON_DF * n],
-        "rare": [w for w in usable if df[w] <= RARE_DF],
+        "rare": [w for w in usable if df[w] <= max(RARE_DF, min((df[w] for w in usable), default=0))],
     }
 
 

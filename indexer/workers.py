@@ -21,21 +21,59 @@ from indexer.store.files import pid_alive
 WATCH_SECONDS = 0.5  # how often a worker checks that the process that started it still runs
 
 
+def _nothing() -> None:
+    """A worker's first task when it has nothing to import ahead of its work."""
+
+
 def process_pool(
-    processes: int, preload: list[str], initializer: Callable | None = None, initargs: tuple = ()
+    processes: int,
+    preload: list[str],
+    initializer: Callable | None = None,
+    initargs: tuple = (),
+    warm_up: Callable = _nothing,
 ) -> ProcessPoolExecutor:
-    """A ProcessPoolExecutor of well-behaved workers (see above); `preload` modules are imported
-    once in the forkserver, `initializer(*initargs)` runs in each worker."""
+    """A ProcessPoolExecutor of well-behaved workers (see above), all started now: each runs
+    `warm_up` first (imports, while the caller goes on). `preload` modules are imported once in
+    the forkserver, `initializer(*initargs)` runs in each worker.
+
+    The workers and the forkserver are started with Ctrl-C blocked, which they inherit: a Ctrl-C
+    at that moment reaches the caller only (once they are started), never a helper process still
+    importing, which would print a traceback of its own."""
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     if method == "forkserver":
         context.set_forkserver_preload(preload)
-    return ProcessPoolExecutor(
-        max_workers=processes,
-        mp_context=context,
-        initializer=start_worker,
-        initargs=(os.getpid(), initializer, initargs),
-    )
+    blocked = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    if blocked:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        pool = ProcessPoolExecutor(
+            max_workers=processes,
+            mp_context=context,
+            initializer=start_worker,
+            initargs=(os.getpid(), initializer, initargs),
+        )
+        for _ in range(processes):
+            pool.submit(warm_up)
+    finally:
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    return pool
+
+
+def stop_pool(pool: ProcessPoolExecutor, grace: float = 2.0) -> None:
+    """Stop now: terminate the workers (they may be mid-task) and wait until they are gone, so
+    that none writes into a folder the caller removes next. SIGKILL after `grace` seconds."""
+    workers = list((pool._processes or {}).values())  # the executor has no public handle
+    for worker in workers:
+        worker.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
 
 
 def start_worker(parent: int, initializer: Callable | None = None, initargs: tuple = ()) -> None:

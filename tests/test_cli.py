@@ -15,6 +15,7 @@ import pytest
 from conftest import PREVIOUS_INDEX, write_corpus
 
 from indexer.cli import cli
+from indexer.indexing.pipeline import BuildOptions, build_index
 
 COMMANDS = ["build", "search", "postings", "stats", "verify", "eval", "bench"]
 
@@ -392,3 +393,41 @@ def runner_ok(args: list[str]) -> bool:
     from click.testing import CliRunner
 
     return CliRunner().invoke(cli, args).exit_code == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker pids through Linux /proc")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_batch_search_stops_its_workers_and_says_one_line(tmp_path, signum):
+    """Ctrl-C reaches the whole process group (the workers too): one line, 128 + signal, no hang."""
+    corpus = write_corpus(
+        tmp_path / "c", {f"d{i}.txt": " ".join(f"w{(i * j) % 97}" for j in range(300)) for i in range(400)}
+    )
+    index = tmp_path / "x.idx"
+    build_index([corpus], index, BuildOptions(processes=1))
+    queries = tmp_path / "q.tsv"
+    queries.write_text("".join(f"q{i}\tw{i % 97} w{(i * 7) % 97}\n" for i in range(200_000)), encoding="utf-8")
+    proc = subprocess.Popen(
+        [*_indexer_command(), "search", str(index), "--queries", str(queries), "-p", "2", "--trec", "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a group of its own, as a terminal gives a command
+    )
+    pids = _wait_for_workers(proc, 2)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signum)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, stderr
+    assert stderr.strip() == f"Aborted: {signal.Signals(signum).name} received", stderr
+    _assert_gone(pids)
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly_with_141(small_corpus, tmp_path):
+    index = tmp_path / "x.idx"
+    build_index([small_corpus], index, BuildOptions(processes=1))
+    for command in (["stats", str(index)], ["search", str(index), "merge", "-k", "1000"]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # nobody will read: the first write fails with EPIPE
+        done = subprocess.run([*_indexer_command(), *command], stdout=write_end, stderr=subprocess.PIPE, text=True)
+        os.close(write_end)
+        assert done.returncode == 141 and done.stderr == "", (command, done.stderr)

@@ -818,3 +818,15 @@ def test_a_one_shot_search_imports_no_build_pool_or_writer_machinery(tmp_path):
     ]:
         assert module not in loaded, module
     assert "indexer.retrieval.engine" in loaded
+
+
+def test_a_phrase_on_an_index_without_positions_is_refused_not_guessed(runner, tmp_path):
+    corpus = write_corpus(tmp_path / "c", {"a.txt": "merge sort is great", "b.txt": "sort then merge"})
+    index = tmp_path / "x.idx"
+    build_index([corpus], index, BuildOptions(processes=1, positions=False))
+    for engine_name in ("blocks", "exhaustive"):
+        with open_index(index) as reader, pytest.raises(QueryError, match="--no-positions"):
+            Searcher(reader, engine=engine_name).search('"merge sort"')
+    result = invoke(runner, "search", index, '"merge sort" OR river', ok=False)
+    assert result.exit_code == 2 and "cannot match phrases" in result.stderr and not result.stdout
+    assert [h["doc"] for h in json.loads(invoke(runner, "search", index, "merge sort", "--json").stdout)["results"]]

@@ -229,3 +229,22 @@ def test_an_update_killed_at_any_point_leaves_the_index_before_or_after(tmp_path
     update_index(index)  # and the next update finishes the job, removing what the killed one left
     assert _same(_results(index), after)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith((".indexer-", ".x.idx"))]
+
+
+@pytest.mark.parametrize("then", ["nothing", "optimize"])
+def test_a_deleted_document_stays_deleted_when_its_whole_segment_empties(tmp_path, then):
+    corpus = write_corpus(tmp_path / "c", {"a.txt": "alpha"})
+    index = tmp_path / "x.idx"
+    build_index([corpus], index, BuildOptions(processes=1))
+    (corpus / "new.txt").write_text("xylophone", encoding="utf-8")
+    update_index(index, UpdateOptions(processes=1))  # new.txt alone in a second segment
+    assert delete_documents(index, ["new.txt"]).documents_deleted == 1
+    if then == "optimize":
+        optimize_index(index)
+    assert update_index(index, UpdateOptions(processes=1)).documents_added == 0
+    with open_index(index) as reader:
+        assert Searcher(reader).search("xylophone").hits == []
+    (corpus / "new.txt").write_text("xylophone again", encoding="utf-8")  # changed: indexed again
+    assert update_index(index, UpdateOptions(processes=1)).documents_added == 1
+    with open_index(index) as reader:
+        assert [h.doc for h in Searcher(reader).search("xylophone").hits] == ["new.txt"]

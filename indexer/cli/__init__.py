@@ -10,8 +10,13 @@ from __future__ import annotations
 
 def main() -> None:
     """Entry point of `indexer` and `python -m indexer`."""
-    from indexer.cli.app import run
+    try:
+        from indexer.cli.app import run
+    except KeyboardInterrupt:  # Ctrl-C while the interpreter imports: the same line as later on
+        import sys
 
+        sys.stderr.write("Aborted: SIGINT received\n")
+        sys.exit(130)
     run()
 
 

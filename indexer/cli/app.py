@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 
 import click
 
 from indexer import __version__
-from indexer.cli.common import StdoutFailed, flush_stdout
+from indexer.cli.common import Interrupted, ReaderGone, StdoutFailed, flush_stdout
 
 # command name -> (module, function)
 COMMANDS = {
@@ -53,13 +54,31 @@ def cli() -> None:
     """Build an inverted index of a folder of text in parallel, and search it."""
 
 
+PIPE_CLOSED = 128 + signal.SIGPIPE  # the reader went away: what a shell shows for `cat` in `cat | head`
+
+
 def run() -> None:
-    """Run the CLI; an unexpected error is one line (traceback with INDEXER_DEBUG=1).
-    Output still buffered at the end is flushed here, so that a full or closed stdout is reported
-    as one line and exit 1, rather than by the interpreter on its way out."""
+    """Run the CLI with the error contract: a usage or library error is one line and its exit
+    code; Ctrl-C is "Aborted" and 130; a reader that went away (`| head`) ends the command quietly
+    with 141, as SIGPIPE ends `cat` or `grep`; an unexpected error is one line (a traceback with
+    INDEXER_DEBUG=1). Output still buffered at the end is flushed here, so that a full or closed
+    stdout is reported as one line and exit 1, rather than by the interpreter on its way out."""
+    stdout_gone = False
     try:
-        cli.main(prog_name="indexer")
+        cli.main(prog_name="indexer", standalone_mode=False)
         code = 0
+    except click.exceptions.Exit as done:
+        code = done.exit_code
+    except click.ClickException as err:
+        err.show()
+        code = err.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        stopped = Interrupted(signal.SIGINT)
+        stopped.show()
+        code = stopped.exit_code
+    except (ReaderGone, BrokenPipeError):
+        code = PIPE_CLOSED
+        stdout_gone = True
     except SystemExit as done:
         code = done.code
     except Exception as err:  # a bug: keep the one-line contract, but say how to see more
@@ -71,10 +90,14 @@ def run() -> None:
         code = 1
     try:
         flush_stdout()
-    except BrokenPipeError:  # the reader went away (`| head`): nothing more to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except ReaderGone:
+        code, stdout_gone = PIPE_CLOSED, True
     except StdoutFailed as err:
         err.show()
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's last flush
-        code = code or err.exit_code
+        code, stdout_gone = code or err.exit_code, True
+    if stdout_gone and sys.stdout is not None:
+        try:  # nothing more can reach stdout: the interpreter's last flush must not complain
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
     sys.exit(code)

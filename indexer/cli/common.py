@@ -8,6 +8,7 @@ malformed query, 128 + N a build stopped by signal N.
 from __future__ import annotations
 
 import math
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,10 +33,15 @@ def reported_errors():
     except IndexerError as err:
         raise click.ClickException(str(err)) from None
     except BrokenPipeError:
-        raise  # the reader went away (`| head`): Click exits quietly
+        raise ReaderGone() from None
     except OSError as err:
         where = f"{err.filename}: " if err.filename else ""
         raise click.ClickException(f"{where}{err.strerror or err}") from None
+
+
+class ReaderGone(Exception):
+    """Whoever read standard output went away (`| head`): the command ends quietly, exit 141 as
+    SIGPIPE ends `cat` (not an OSError, so that nothing on the way mistakes it for a failure)."""
 
 
 class StdoutFailed(click.ClickException):
@@ -49,13 +55,13 @@ class StdoutFailed(click.ClickException):
 
 def out(text: str = "", nl: bool = True) -> None:
     """Print results on stdout; a closed or full stdout is one clear error, not a traceback.
-    A reader that went away (`| head`) stays quiet, as Click makes it."""
+    A reader that went away (`| head`) raises ReaderGone."""
     if sys.stdout is None:  # started with stdout closed (`>&-`)
         raise StdoutFailed(None)
     try:
         click.echo(text, nl=nl)
     except BrokenPipeError:
-        raise
+        raise ReaderGone() from None
     except OSError as err:
         raise StdoutFailed(err) from None
 
@@ -66,7 +72,7 @@ def flush_stdout(after: str = "") -> None:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        raise
+        raise ReaderGone() from None
     except OSError as err:
         raise StdoutFailed(err, after) from None
 
@@ -145,3 +151,47 @@ def bm25_options(command):
         show_default=True,
         help="BM25 term-frequency saturation.",
     )(command)
+
+
+class Interrupted(click.ClickException):
+    """A command stopped by a signal: one line, exit status 128 + the signal's number."""
+
+    def __init__(self, signum: int, note: str | None = None):
+        name = signal.Signals(signum).name
+        super().__init__(f"{name} received" + (f"; {note}" if note else ""))
+        self.exit_code = 128 + signum
+
+    def show(self, file=None) -> None:
+        click.echo(f"Aborted: {self.message}", err=True)
+
+
+class _Signal(BaseException):
+    """Raised in the main thread by a signal handler, like KeyboardInterrupt, so cleanups run."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, `timeout` and `kill`, a closed terminal
+
+
+@contextmanager
+def stopped_by_signals(note: str | None = None):
+    """Make Ctrl-C, SIGTERM and SIGHUP stop the block like an exception (its cleanups run), then
+    exit with 128 + the signal's number, `note` saying what was left. A second signal during the
+    cleanup is ignored, so the cleanup finishes."""
+
+    def stop(signum, frame):
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        raise _Signal(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    try:
+        yield
+    except _Signal as caught:
+        raise Interrupted(caught.signum, note) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

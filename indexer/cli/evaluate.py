@@ -6,7 +6,7 @@ import json
 
 import click
 
-from indexer.cli.common import EXISTING_FILE, bm25_options, index_argument, out, reported_errors
+from indexer.cli.common import EXISTING_FILE, bm25_options, index_argument, out, reported_errors, stopped_by_signals
 from indexer.errors import IndexerError
 from indexer.evaluate import evaluate, judgment_coverage, parse_metrics, ranked_ids, read_qrels, read_queries
 from indexer.retrieval.batch import search_batch
@@ -56,7 +56,7 @@ def eval_command(index, queries_file, qrels_file, metrics, per_query, depth, k1,
 
     Example: indexer eval cranfield.idx --queries queries.tsv --qrels qrels.txt --metrics ndcg@10,map
     """
-    with reported_errors():
+    with reported_errors(), stopped_by_signals():
         queries = read_queries(queries_file)
         qrels = read_qrels(qrels_file)
         with open_index(index) as reader:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from indexer.cli.common import StdoutFailed, index_argument, reported_errors
+from indexer.cli.common import ReaderGone, StdoutFailed, index_argument, reported_errors
 from indexer.cli.writing import interrupts
 from indexer.export import FORMATS, export_index
 
@@ -73,8 +73,8 @@ class _Stdout:
     def write(self, data) -> int:
         try:
             return self._stream().write(data)
-        except BrokenPipeError:  # the reader went away (`| head`): Click exits quietly
-            raise
+        except BrokenPipeError:
+            raise ReaderGone() from None
         except OSError as err:
             raise StdoutFailed(err) from None
 
@@ -82,7 +82,7 @@ class _Stdout:
         try:
             self._stream().flush()
         except BrokenPipeError:
-            raise
+            raise ReaderGone() from None
         except OSError as err:
             raise StdoutFailed(err) from None
 

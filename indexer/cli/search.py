@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from indexer.cli.common import EXISTING_FILE, bm25_options, flush_stdout, index_argument, reported_errors
+from indexer.cli.common import (
+    EXISTING_FILE,
+    bm25_options,
+    flush_stdout,
+    index_argument,
+    reported_errors,
+    stopped_by_signals,
+)
 from indexer.cli.render import FORMATS, Renderer, use_color, write_rendered
 from indexer.retrieval.searcher import Searcher, open_index
 
@@ -80,7 +87,7 @@ def search(index, query, queries_file, top_k, offset, k1, b, **options):
     if options["processes"] > 1 and queries_file is None:
         raise click.UsageError("-p is for --queries batches")
     wanted = dict(snippets=options["snippets"], count=options["count"], offset=offset, explain=options["explain"])
-    with reported_errors():
+    with reported_errors(), stopped_by_signals():
         queries = None
         if queries_file is not None:  # a batch: only then import what batches need
             from indexer.evaluate import read_queries

@@ -4,14 +4,13 @@ bar, the warnings about leftovers and skipped input, and the JSON summary."""
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from indexer.cli.common import StdoutFailed, flush_stdout, out
+from indexer.cli.common import StdoutFailed, flush_stdout, out, stopped_by_signals
 from indexer.corpus.skips import SkipReason
 
 
@@ -37,48 +36,12 @@ def print_summary_json(summary: dict, index: str) -> None:
     flush_stdout(written)
 
 
-class _Interrupted(click.ClickException):
-    """A write stopped by a signal: one line, exit status 128 + the signal's number."""
-
-    def __init__(self, signum: int, output: Path):
-        name = signal.Signals(signum).name
-        super().__init__(f"{name} received; {output} was left as it was and temporary files were removed")
-        self.exit_code = 128 + signum
-
-    def show(self, file=None) -> None:
-        click.echo(f"Aborted: {self.message}", err=True)
-
-
-class _Signal(BaseException):
-    """Raised in the main thread by a signal handler, like KeyboardInterrupt, so cleanups run."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, `timeout` and `kill`, a closed terminal
-
-
 @contextmanager
 def interrupts(output: Path):
-    """Make Ctrl-C, SIGTERM and SIGHUP stop the block like an exception (its cleanups run), then
-    exit with 128 + the signal's number. A second signal during the cleanup is ignored, so the
-    cleanup finishes."""
-
-    def stop(signum, frame):
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
-        raise _Signal(signum)
-
-    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
-    try:
+    """Ctrl-C, SIGTERM and SIGHUP stop the block like an exception (its cleanups run), then exit
+    with 128 + the signal's number, saying that `output` was left as it was."""
+    with stopped_by_signals(f"{output} was left as it was and temporary files were removed"):
         yield
-    except _Signal as caught:
-        raise _Interrupted(caught.signum, output) from None
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @contextmanager

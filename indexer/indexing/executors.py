@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, CancelledError, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -19,7 +18,7 @@ from typing import Protocol
 
 from indexer.errors import IndexerError, WorkerError
 from indexer.indexing.allocator import trim_heap, tune_allocator
-from indexer.workers import process_pool
+from indexer.workers import process_pool, stop_pool
 
 
 def cpu_count() -> int:
@@ -119,9 +118,7 @@ class PoolExecutor:
         # Nothing preloaded: a forkserver holding numpy and the indexer costs its own RSS on top of
         # each worker's (shared pages count in both), about 20 MB of a build's peak for 0.1 s of
         # imports that each worker does in parallel on its first task.
-        self._pool = process_pool(processes, [], tune_allocator)
-        for _ in range(processes):  # start every worker now: they import while the caller plans
-            self._pool.submit(_warm_up)
+        self._pool = process_pool(processes, [], tune_allocator, warm_up=_warm_up)  # importing while we plan
 
     def run(self, fn: Callable, tasks: Sequence[tuple]) -> Iterator[tuple[int, object]]:
         try:  # a worker that died before (even while warming up) breaks the pool for every submit
@@ -147,18 +144,8 @@ class PoolExecutor:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def abort(self, grace: float = 2.0) -> None:
-        """Stop now: terminate the workers (they may be mid-task) and wait until they are gone, so
-        that none writes into a folder the caller removes next. SIGKILL after `grace` seconds."""
-        workers = list((self._pool._processes or {}).values())  # the executor has no public handle
-        for worker in workers:
-            worker.terminate()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        deadline = time.monotonic() + grace
-        for worker in workers:
-            worker.join(max(0.0, deadline - time.monotonic()))
-            if worker.is_alive():
-                worker.kill()
-                worker.join()
+        """Stop now: terminate the workers, mid-task or not, and wait until they are gone."""
+        stop_pool(self._pool, grace)
 
 
 def make_executor(processes: int) -> Executor:

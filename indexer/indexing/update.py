@@ -333,7 +333,13 @@ def delete_documents(index: Path, ids: list[str], options: UpdateOptions = Updat
             if new_docs:
                 deletions, entries, deleted = _deletions(reader, new_docs, {})
                 meta = replace(reader.meta, generation=reader.meta.generation + 1)
-                kept = [n for n, e in enumerate(entries) if e.documents > e.deleted]
+                # a segment whose documents are all gone stays while it records a file of theirs
+                # that is current: an update must not index that file again until it changes
+                kept = [
+                    n
+                    for n, e in enumerate(entries)
+                    if e.documents > e.deleted or len(reader.segments[n].files) > len(deletions[n].files)
+                ]
                 with IndexWriter(output) as writer:
                     for n in kept:
                         writer.copy_segment(reader.segments[n])
@@ -383,8 +389,10 @@ def _merge_by_policy(output: Path, options: UpdateOptions, plan: Callable | None
             session.writing = output
             before, after = list(range(group[0])), list(range(group[-1] + 1, len(entries)))
             middle = [SegmentEntry(0, 0, columns.meta.documents, 0, columns.meta.tokens)]
-            if not columns.meta.documents:
-                middle = []  # nothing live was left in them
+            if not columns.meta.documents and not columns.meta.files:
+                middle = []  # nothing live was left in them, and no file to remember
+            # (a segment of no document still holds the files whose documents were deleted by
+            # id, so that an update does not index them again while they are unchanged)
             with IndexWriter(output) as writer:
                 for n in before:
                     writer.copy_segment(reader.segments[n])

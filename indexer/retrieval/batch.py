@@ -54,9 +54,10 @@ def search_batch(
         return
     from concurrent.futures.process import BrokenProcessPool
 
-    from indexer.workers import process_pool
+    from indexer.workers import process_pool, stop_pool
 
     pool = process_pool(processes, ["indexer.retrieval.batch"], _open, (str(index), k1, b))
+    finished = False
     try:
         tasks = [queries[i : i + QUERIES_PER_TASK] for i in range(0, len(queries), QUERIES_PER_TASK)]
         futures = [pool.submit(_answer, task, options, render) for task in tasks]
@@ -72,8 +73,10 @@ def search_batch(
                     "a search worker process died (out of memory?); retry with fewer processes"
                 ) from None
         pool.shutdown(wait=True)
+        finished = True
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        if not finished:  # an error, an interrupt, or the caller stopped reading: workers stop now
+            stop_pool(pool)
 
 
 def _open(index: str, k1: float, b: float) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from indexer.errors import QueryError
 from indexer.retrieval.query import Bool, Node, Phrase, Prefix, Term, match_docs
 from indexer.retrieval.scoring import BM25
 from indexer.retrieval.stats import CollectionStats
@@ -375,6 +376,11 @@ class _Matcher:
         return docs
 
     def _match_phrase(self, terms: list[tuple[int, str]], within: np.ndarray | None) -> np.ndarray:
+        if not self.engine.reader.has_positions:
+            raise QueryError(
+                f"{self.engine.reader.path.name} was built with --no-positions, so it cannot match phrases; "
+                "search the words without quotes, or rebuild the index with positions"
+            )
         first_position = terms[0][0]
         offsets = [(at - first_position, term) for at, term in terms]
         distinct = list(dict.fromkeys(term for _, term in offsets))

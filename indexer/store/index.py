@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.errors import IndexFormatError, IndexNotFoundError, UnsupportedVersionError
+from indexer.errors import IndexFormatError, IndexNotFoundError, QueryError, UnsupportedVersionError
 from indexer.store.codec import block_lengths, decode_blocks, decode_positions
 from indexer.store.meta import IndexMeta, SegmentEntry
 from indexer.store.segment import ALIGN, SegmentColumns, SegmentReader, write_segment
@@ -391,8 +391,9 @@ class IndexReader:
         return Postings(docs_all, tfs_all, positions)
 
     def _no_positions(self):
-        raise IndexFormatError(
-            f"{self.path} was built with --no-positions; rebuild it with positions for phrase queries"
+        raise QueryError(
+            f"{self.path.name} was built with --no-positions, so it cannot match phrases; "
+            "search the words without quotes, or rebuild the index with positions"
         )
 
     def deleted_df(self, segment: int, term_id: int) -> int:
