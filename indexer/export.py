@@ -49,7 +49,7 @@ import numpy as np
 from indexer.errors import IndexerError
 from indexer.store.codec import decode_blocks, decode_positions, encode_varint, encode_varints, varint_lengths
 from indexer.store.compact import term_blocks, term_headers
-from indexer.store.files import make_temp_file
+from indexer.store.files import disk_full, make_temp_file
 from indexer.store.index import IndexReader
 from indexer.store.segment import DOC_NAMES, TERMS, SegmentReader
 
@@ -121,6 +121,11 @@ def _export_to_file(reader: IndexReader, output: Path, fmt, description, on_prog
             mode = 0o666 & ~mask
         os.chmod(tmp, mode)
         os.replace(tmp, target)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if disk_full(err):
+            raise IndexerError(f"no space left on device while writing {output}; free some space") from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -281,7 +281,7 @@ def test_a_second_writer_of_the_same_index_is_refused_naming_the_first(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "x.idx"]
 
 
-@pytest.mark.parametrize("where", ["runs", "index"])
+@pytest.mark.parametrize("where", ["runs", "numpy short write", "index"])
 def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tmp_path, monkeypatch, where):
     import errno
 
@@ -297,9 +297,11 @@ def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tmp_path, monkeypatch
     before = out.read_bytes()
 
     def full(*args, **kwargs):
+        if where == "numpy short write":  # how numpy's tofile (inside np.save) says it: no errno
+            raise OSError("661892 requested and 212960 written")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    if where == "runs":
+    if where in ("runs", "numpy short write"):
         monkeypatch.setattr(np, "save", full)
     else:
         monkeypatch.setattr(store_index, "write_segment", full)
@@ -307,7 +309,7 @@ def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tmp_path, monkeypatch
         build_index([corpus], out, BuildOptions(processes=1))
     message = str(caught.value)
     assert message.startswith("no space left on device while writing ")
-    if where == "runs":
+    if where in ("runs", "numpy short write"):
         assert "--tmp-dir" in message and str(out.parent) in message
     else:
         assert str(out) in message

@@ -830,3 +830,17 @@ def test_a_phrase_on_an_index_without_positions_is_refused_not_guessed(runner, t
     result = invoke(runner, "search", index, '"merge sort" OR river', ok=False)
     assert result.exit_code == 2 and "cannot match phrases" in result.stderr and not result.stdout
     assert [h["doc"] for h in json.loads(invoke(runner, "search", index, "merge sort", "--json").stdout)["results"]]
+
+
+def test_color_always_colors_a_pipe_too(tmp_path):
+    import subprocess
+    import sys
+
+    index = build(tmp_path, {"a.txt": "apple pie"})
+    script = Path(sys.executable).with_name("indexer")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "indexer"]
+    args = [*command, "search", str(index), "pie", "--snippets"]
+    colored = subprocess.run([*args, "--color", "always"], capture_output=True, text=True, timeout=60).stdout
+    plain = subprocess.run(args, capture_output=True, text=True, timeout=60).stdout
+    assert "\x1b[" in colored and "**" not in colored
+    assert "\x1b[" not in plain and "**pie**" in plain

@@ -171,7 +171,7 @@ def test_doc_serves_the_indexed_text_of_an_id_the_index_holds(server, served_ind
 def test_doc_of_a_changed_or_deleted_source_is_gone(server):
     for name, why in [("changed.txt", "changed since indexing"), ("deleted.txt", "moved or deleted")]:
         status, _, answer = server.get("/doc/" + name)
-        assert status == 410 and why in answer["error"] and "rebuild" in answer["error"]
+        assert status == 410 and why in answer["error"] and "indexer update" in answer["error"]
 
 
 def _bad_requests(index: Path) -> list[tuple[str, str, int, str]]:
@@ -515,3 +515,20 @@ def test_the_page_in_a_browser_searches_as_you_type_and_enter_and_shows_text_as_
         assert browser.run("document.querySelectorAll('li.hit').length") == 0
     finally:
         browser.close()
+
+
+def test_doc_of_a_file_whose_name_is_not_utf8_is_served(tmp_path):
+    from indexer.indexing.pipeline import BuildOptions, build_index
+    from indexer.serving.service import SearchService
+
+    corpus = tmp_path / "c"
+    folder = os.path.join(os.fsencode(corpus), b"d\xffir")
+    os.makedirs(folder)
+    with open(os.path.join(folder, b"x.txt"), "w", encoding="utf-8") as f:
+        f.write("an odd name for a plain file")
+    index = tmp_path / "x.idx"
+    build_index([corpus], index, BuildOptions(processes=1))
+    service = SearchService(index, searchers=1)
+    answer = service.document("d\\xffir/x.txt")
+    assert answer["text"] == "an odd name for a plain file" and answer["source"].endswith("d\\xffir/x.txt")
+    json.dumps(answer)  # what the server sends: no surrogate left in it

@@ -53,13 +53,13 @@ class StdoutFailed(click.ClickException):
         super().__init__(f"cannot write to standard output ({why}){after}")
 
 
-def out(text: str = "", nl: bool = True) -> None:
+def out(text: str = "", nl: bool = True, color: bool | None = None) -> None:
     """Print results on stdout; a closed or full stdout is one clear error, not a traceback.
     A reader that went away (`| head`) raises ReaderGone."""
     if sys.stdout is None:  # started with stdout closed (`>&-`)
         raise StdoutFailed(None)
     try:
-        click.echo(text, nl=nl)
+        click.echo(text, nl=nl, color=color)  # color None: ANSI styles kept on a terminal only
     except BrokenPipeError:
         raise ReaderGone() from None
     except OSError as err:

@@ -124,12 +124,13 @@ def write_rendered(chunks, renderer: Renderer) -> None:
             out(", ", nl=False)
         if chunk.text:
             first = False
-            out(chunk.text, nl=renderer.form == "json" and not renderer.batch and not renderer.ids_only)
+            single_json = renderer.form == "json" and not renderer.batch and not renderer.ids_only
+            out(chunk.text, nl=single_json, color=renderer.color)
     if json_batch:
         out("]}")
     if missing:
         click.echo(
             f"Warning: no snippet for {len(missing)} hit{'s' if len(missing) > 1 else ''}: source files moved or "
-            f"changed since the build (first: {missing[0]}); rebuild the index with 'indexer build'",
+            f"changed since the build (first: {missing[0]}); bring the index up to date with 'indexer update'",
             err=True,
         )

@@ -7,7 +7,6 @@ the same whatever the process count, chunk size or memory limit.
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import sys
@@ -31,7 +30,7 @@ from indexer.indexing.invert import InvertSettings, RunSummary, invert_chunk
 from indexer.indexing.merge import RangeSummary, TermRange, combine_runs, merge_range, plan_ranges
 from indexer.indexing.parts import read_part
 from indexer.indexing.runs import read_doc_table, run_term_count
-from indexer.store.files import make_temp_dir, make_temp_file, remove_leftovers, writer_lock
+from indexer.store.files import disk_full, make_temp_dir, make_temp_file, remove_leftovers, writer_lock
 from indexer.store.index import Deletions, IndexWriter, is_index_file
 from indexer.store.meta import CorpusInfo, IndexMeta, ReadInfo, SegmentEntry
 from indexer.store.segment import FILE, SOURCE, SegmentColumns, SegmentMeta
@@ -210,7 +209,7 @@ def _copy_stream(stream: BinaryIO, out: BinaryIO, folder: Path) -> None:
     except zlib.error as err:
         raise CorpusError(f"standard input: damaged gzip data ({err})") from None
     except OSError as err:
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        if disk_full(err):
             raise IndexerError(
                 f"no space left on device while copying standard input into {folder}; "
                 "free some space, or use --tmp-dir on a larger disk"
@@ -286,7 +285,7 @@ def work_session(output: Path, options: BuildOptions, executor: Executor | None,
         yield session
         finished = True
     except OSError as err:
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        if disk_full(err):
             where = session.writing if session else tmp
             hint = "free some space" + (", or use --tmp-dir on a larger disk" if where == tmp else "")
             raise IndexerError(f"no space left on device while writing {where}; {hint}") from None

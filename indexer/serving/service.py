@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.corpus.readers import STDIN
+from indexer.corpus.readers import STDIN, display_path
 from indexer.errors import ArgumentError, IndexerError
 from indexer.retrieval.scoring import DEFAULT_B, DEFAULT_K1
 from indexer.retrieval.searcher import Searcher, open_index
@@ -176,5 +176,8 @@ class SearchService:
         if text is None and path == STDIN:
             raise SourceGoneError(f"document {doc!r}: {why}")
         if text is None:
-            raise SourceGoneError(f"document {doc!r}: its source {path} {why}; rebuild the index with 'indexer build'")
-        return {"doc": doc, "source": path, "offset": offset, "length": length, "text": text}
+            raise SourceGoneError(
+                f"document {doc!r}: its source {display_path(path)} {why}; "
+                "bring the index up to date with 'indexer update'"
+            )
+        return {"doc": doc, "source": display_path(path), "offset": offset, "length": length, "text": text}

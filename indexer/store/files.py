@@ -8,6 +8,7 @@ from those of a build still running (same host, pid gone) and remove them. One w
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -126,3 +127,12 @@ def writer_lock(index: Path) -> Iterator[None]:
         except FileNotFoundError:
             pass
         os.close(fd)
+
+
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")  # numpy's tofile/save on a full disk
+
+
+def disk_full(err: OSError) -> bool:
+    """Whether a write failed for want of space: ENOSPC or EDQUOT, or numpy's short-write error
+    (which carries no errno)."""
+    return err.errno in (errno.ENOSPC, errno.EDQUOT) or (err.errno is None and bool(_SHORT_WRITE.search(str(err))))

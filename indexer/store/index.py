@@ -203,7 +203,9 @@ class IndexReader:
         self._buf = np.frombuffer(self._map, dtype=np.uint8)
         magic, version, _flags = HEADER.unpack_from(self._map, 0)
         if magic != MAGIC:
-            raise self._error("not an index file (bad magic)")
+            raise IndexFormatError(
+                f"{self.path}: not an index file (it does not start as one); give an index 'indexer build' wrote"
+            )
         if not OLDEST_READABLE_VERSION <= version <= FORMAT_VERSION:
             raise UnsupportedVersionError(
                 f"{self.path}: index format version {version} is not supported (this indexer reads versions "
