@@ -598,3 +598,18 @@ def test_a_streamed_text_file_is_checked_whole_before_it_is_indexed(tmp_path, mo
     stats = build_index([corpus], tmp_path / "x.idx", BuildOptions(processes=1))
     assert stats.skipped_by_reason == {reason: 1}
     assert stats.documents == (2 if reason == "undecodable" else 1)
+
+
+def test_a_json_file_is_jsonl_or_one_document_by_its_content(tmp_path):
+    docs = _docs(seed=14, count=5)
+    pretty = json.dumps({"title": "a pretty printed file", "items": [1, 2, 3]}, indent=2).encode()
+    corpus = tmp_path / "c"
+    _write(corpus / "records.json", _jsonl(docs))
+    _write(corpus / "records2.json.gz", _jsonl(docs))
+    _write(corpus / "pretty.json", pretty)
+    _write(corpus / "array.json", b'[\n  {"id": "x", "text": "y"}\n]\n')
+    index = _build([corpus], tmp_path / "x.idx")
+    with IndexReader(index) as reader:
+        names = reader.doc_names()
+        assert reader.meta.skipped == {"duplicate_id": len(docs)}  # the same records in two files
+    assert sorted(names) == sorted([*docs, *docs, "pretty.json", "array.json"])

@@ -16,7 +16,6 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from indexer.corpus.readers import (
-    BOM,
     FORMATS,
     SNIFF_BYTES,
     STDIN,
@@ -26,6 +25,7 @@ from indexer.corpus.readers import (
     display_path,
     is_gzip,
     line_numbers,
+    looks_like_jsonl,
     reader_by_suffix,
     sniff_reader,
 )
@@ -80,7 +80,7 @@ def plan_stream(spool: str, chunk_size: int, options: ReadOptions = ReadOptions(
     if fmt == "auto":
         with open(spool, "rb") as f:
             head = f.read(SNIFF_BYTES)
-        fmt = "jsonl" if head.removeprefix(BOM).lstrip().startswith(b"{") else sniff_reader(head).name
+        fmt = "jsonl" if looks_like_jsonl(head) else sniff_reader(head).name
         fmt = "lines" if fmt == "text" else fmt
     if not st.st_size:
         raise CorpusError("nothing to index: standard input is empty")
@@ -177,7 +177,7 @@ def _pieces(
     if size > chunk_size and not is_gzip(path) and reader is None:
         try:
             with open(path, "rb") as f:
-                reader = sniff_reader(f.read(SNIFF_BYTES))
+                reader = sniff_reader(f.read(SNIFF_BYTES), path)
         except OSError as err:
             skipped.add(SkipReason.UNREADABLE, f"{display_path(path)} ({err.strerror or err})")
             return []

@@ -233,7 +233,7 @@ class JsonlReader(Reader):
     joined. A line straddling a range's start belongs to the range before."""
 
     name = "jsonl"
-    suffixes = (".jsonl", ".ndjson", ".json")
+    suffixes = (".jsonl", ".ndjson")  # .json: by content (see sniff_reader), as it is often one document
     splittable = True
 
     def documents(self, f, piece, options, log):
@@ -498,9 +498,28 @@ def reader_by_suffix(file_name: str, requested: str = "auto") -> Reader | None:
     return None
 
 
-def sniff_reader(head: bytes) -> Reader:
-    """The reader for a file of unknown suffix that starts with `head`: text unless another fits."""
+def sniff_reader(head: bytes, name: str = "") -> Reader:
+    """The reader for a file of unknown suffix that starts with `head`: text unless another fits.
+    A `.json` file is JSONL when its first line holds a JSON object, and one text document when
+    it is one pretty-printed JSON value ("{" or "[" alone on its first line)."""
+    if name.lower().removesuffix(GZIP_SUFFIX).endswith(".json") and looks_like_jsonl(head):
+        return READERS["jsonl"]
     return next((r for r in READERS.values() if r.sniff(head)), READERS["text"])
+
+
+def looks_like_jsonl(head: bytes) -> bool:
+    """Whether the first non-blank line of `head` is (or, cut by the end of `head`, starts) a
+    JSON object on one line."""
+    line = head.removeprefix(BOM).lstrip().split(b"\n", 1)
+    first = line[0].strip()
+    if not first.startswith(b"{") or first == b"{":
+        return False
+    if len(line) == 1:  # longer than the head: an object that goes on past it
+        return True
+    try:
+        return isinstance(json.loads(first), dict)
+    except ValueError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -520,9 +539,9 @@ def read_piece(
             reader = READERS.get(piece.format)
             if reader is None:  # "auto": the first bytes decide
                 if isinstance(f, io.BufferedReader):  # a plain file: its buffer holds them already
-                    reader = sniff_reader(f.peek(SNIFF_BYTES)[:SNIFF_BYTES])
+                    reader = sniff_reader(f.peek(SNIFF_BYTES)[:SNIFF_BYTES], piece.path)
                 else:
-                    reader = sniff_reader(f.read(SNIFF_BYTES))
+                    reader = sniff_reader(f.read(SNIFF_BYTES), piece.path)
                     f.seek(0)
             if stamps is not None:
                 st = os.fstat(f.fileno())
