@@ -541,6 +541,9 @@ def test_stdin_mistakes_are_one_line_errors(tmp_path, runner):
         (["build", "-", str(tmp_path), "-o", str(out)], b"a b\n", 1, "cannot be combined"),
         (["build", "-", "-o", str(out)], gzip.compress(b"a b\n" * 50)[:-9], 1, "gzip data ends early"),
     ]
+    bad = runner.invoke(cli, ["build", "-", "-o", str(out), "-q"], input=b'{"id": "a", "text": "x"}\nnot json\n')
+    assert bad.exit_code == 0 and "(first: stdin:2)" in bad.stderr  # not the temporary copy's name
+    out.unlink()
     for args, data, code, message in cases:
         result = runner.invoke(cli, args, input=data)
         assert result.exit_code == code, (args, result.output)

@@ -85,7 +85,9 @@ def plan_stream(spool: str, chunk_size: int, options: ReadOptions = ReadOptions(
     if not st.st_size:
         raise CorpusError("nothing to index: standard input is empty")
     found = [FoundFile(spool, STDIN, STDIN_NAME, st.st_size, st.st_mtime_ns)]
-    return plan_files(found, [], chunk_size, replace(options, format=fmt), SkipLog())
+    plan = plan_files(found, [], chunk_size, replace(options, format=fmt), SkipLog())
+    chunks = [replace(c, pieces=tuple(replace(p, label=STDIN_NAME) for p in c.pieces)) for c in plan.chunks]
+    return replace(plan, chunks=chunks)
 
 
 def plan_files(

@@ -68,6 +68,11 @@ class Piece:
     start: int = 0
     end: int = -1  # -1: to the end of the file
     first_line: int = 1  # the number of the first line that starts at or after `start` (lines format)
+    label: str = ""  # what messages call the file, when not its path (a copy of standard input: "stdin")
+
+    @property
+    def shown(self) -> str:
+        return self.label or display_path(self.path)
 
 
 @dataclass
@@ -163,7 +168,7 @@ class TextReader(Reader):
 
     def documents(self, f, piece, options, log):
         data = f.read(STREAM_BYTES + 1)
-        where = display_path(piece.path)
+        where = piece.shown
         if len(data) > STREAM_BYTES:
             size, problem, undecodable, crc = _check_text(f, data, options.encoding)
             if problem is not None:
@@ -309,9 +314,9 @@ class LinesReader(Reader):
             length = len(line) - (line.endswith(b"\n") + line.endswith(b"\r\n"))
             record = line[:length]
             if b"\0" in record:
-                log.add(SkipReason.BINARY, f"{display_path(piece.path)}:{number}")
+                log.add(SkipReason.BINARY, f"{piece.shown}:{number}")
                 continue
-            text = _decode(record, options, log, lambda n=number: f"{display_path(piece.path)}:{n}")
+            text = _decode(record, options, log, lambda n=number: f"{piece.shown}:{n}")
             yield Document(f"{piece.name}:{number}", text, piece.file_no, offset, length, zlib.crc32(record))
 
 
@@ -337,7 +342,7 @@ def _lines(f: BinaryIO, piece: Piece, log: SkipLog) -> Iterator[tuple[int, int, 
         offset += len(line)
         number += 1
     if whole and blank:
-        log.add(SkipReason.EMPTY, display_path(piece.path))
+        log.add(SkipReason.EMPTY, piece.shown)
 
     def text_of(self, record, name, options):
         return record.decode(options.encoding, "replace")
@@ -408,7 +413,7 @@ class TrecReader(Reader):
         if whole and not found:
             f.seek(0)
             blank = all(block.isspace() for block in iter(lambda: f.read(READ_BLOCK), b""))
-            log.add(SkipReason.EMPTY if blank else SkipReason.NO_TREC_RECORDS, display_path(piece.path))
+            log.add(SkipReason.EMPTY if blank else SkipReason.NO_TREC_RECORDS, piece.shown)
 
     def text_of(self, record, name, options):
         doc_id, text = trec_id_and_text(record.decode(options.encoding, "replace"))
@@ -549,7 +554,7 @@ def read_piece(
             yield from reader.documents(f, piece, options, log)
     except (OSError, EOFError, zlib.error) as err:  # vanished, no permission, damaged gzip
         why = getattr(err, "strerror", None) or str(err) or type(err).__name__
-        log.add(SkipReason.UNREADABLE, f"{display_path(piece.path)} ({why})")
+        log.add(SkipReason.UNREADABLE, f"{piece.shown} ({why})")
 
 
 _line_marks: dict[tuple[str, int, int], tuple[int, int]] = {}  # per process, see _line_number
@@ -582,9 +587,9 @@ def _line_number(path: str, offset: int) -> int:
 def _where(piece: Piece, offset: int) -> Callable[[], str]:
     def where() -> str:
         try:
-            return f"{display_path(piece.path)}:{_line_number(piece.path, offset)}"
+            return f"{piece.shown}:{_line_number(piece.path, offset)}"
         except (OSError, EOFError, zlib.error):  # gone or damaged since: the byte offset still helps
-            return f"{display_path(piece.path)} at byte {offset}"
+            return f"{piece.shown} at byte {offset}"
 
     return where
 
