@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,10 @@ class Evaluation:
 
 
 def _read_lines(path: Path) -> list[str]:
+    """The lines of a text file; the path "-" is standard input."""
     try:
+        if str(path) == "-":
+            return sys.stdin.buffer.read().decode("utf-8-sig").splitlines()
         with open(path, encoding="utf-8-sig") as fh:
             return fh.read().splitlines()
     except UnicodeDecodeError as err:
@@ -70,7 +74,7 @@ def read_queries(path: Path) -> list[tuple[str, str]]:
 
     TSV (`query_id<TAB>text`, blank lines skipped) or JSONL (one object per line; id from `_id`,
     `id` or `query_id`, text from `text`, `query` or `title`). JSONL is chosen by a `.jsonl` or
-    `.json` suffix or by the first non-blank character being `{`.
+    `.json` suffix or by the first non-blank character being `{`. The path "-" reads standard input.
     Raises IndexerError naming file and line for unreadable, malformed or duplicate entries.
     """
     lines = _read_lines(path)

@@ -61,24 +61,31 @@ def process_pool(
     return pool
 
 
-def stop_pool(pool: ProcessPoolExecutor, grace: float = 2.0) -> None:
-    """Stop now: terminate the workers (they may be mid-task) and wait until they are gone, so
-    that none writes into a folder the caller removes next. SIGKILL after `grace` seconds."""
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop now: kill the workers (they may be mid-task; they hold nothing that needs a clean
+    exit) and wait until they are gone, so that none writes into a folder the caller removes next."""
     workers = list((pool._processes or {}).values())  # the executor has no public handle
     for worker in workers:
-        worker.terminate()
-    pool.shutdown(wait=False, cancel_futures=True)
-    deadline = time.monotonic() + grace
+        worker.kill()
     for worker in workers:
-        worker.join(max(0.0, deadline - time.monotonic()))
-        if worker.is_alive():
-            worker.kill()
-            worker.join()
+        worker.join()
+    # The pool's manager thread may be reading a result a killed worker was writing; with our own
+    # copy of the pipe's write end closed, no writer is left and it reads an end of file instead
+    # of waiting forever. It then sees the pool broken and ends, and nothing is left running
+    # that the interpreter's exit would wait for.
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+    if writer is not None:
+        writer.close()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def start_worker(parent: int, initializer: Callable | None = None, initargs: tuple = ()) -> None:
-    """Pool worker initializer: ignore Ctrl-C, watch the parent, then the caller's initializer."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Pool worker initializer: ignore the signals that stop a command (the parent decides what
+    they mean and stops its workers itself, with SIGKILL), watch the parent, then the caller's
+    initializer. A signal sent to the whole process group thus never kills a worker first, which
+    the parent would report as a worker that died."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent, os.getppid()), daemon=True).start()
     if initializer is not None:
         initializer(*initargs)

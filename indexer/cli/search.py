@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from indexer.cli.common import (
-    EXISTING_FILE,
     bm25_options,
     flush_stdout,
     index_argument,
@@ -21,12 +20,12 @@ from indexer.retrieval.searcher import Searcher, open_index
 
 @click.command(short_help="Rank documents for a query or a batch of queries (BM25, boolean, phrases).")
 @index_argument
-@click.argument("query", required=False)
+@click.argument("query", nargs=-1)
 @click.option(
     "--queries",
     "queries_file",
-    type=EXISTING_FILE,
-    help="Run every query of a file instead: TSV (id<TAB>text) or JSONL.",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    help="Run every query of a file instead (- reads standard input): TSV (id<TAB>text) or JSONL.",
 )
 @click.option(
     "-k",
@@ -82,8 +81,15 @@ def search(index, query, queries_file, top_k, offset, k1, b, **options):
     Example: indexer search notes.idx '"merge sort" AND parallel' -k 5 --snippets
     """
     form, run_name = _output_format(options)
+    query = " ".join(query) if query else None  # the words of an unquoted query, as one query
     if (query is None) == (queries_file is None):
         raise click.UsageError("give either a QUERY or --queries FILE" + (", not both" if query is not None else ""))
+    if queries_file is None and (options["syntax"] or options["strict"]):
+        raise click.UsageError("--syntax and --strict are for --queries batches (a QUERY is parsed unless --plain)")
+    if options["plain"] and options["syntax"]:
+        raise click.UsageError("--plain and --syntax contradict each other: give one")
+    if options["ids_only"] and (options["snippets"] or options["explain"]):
+        raise click.UsageError("-l prints doc ids only: leave out --snippets and --explain")
     if options["processes"] > 1 and queries_file is None:
         raise click.UsageError("-p is for --queries batches")
     wanted = dict(snippets=options["snippets"], count=options["count"], offset=offset, explain=options["explain"])
@@ -113,9 +119,8 @@ def search(index, query, queries_file, top_k, offset, k1, b, **options):
         write_rendered(search_batch(index, queries, options["processes"], k1, b, renderer, **batch), renderer)
         seconds = time.perf_counter() - started
     flush_stdout()
-    if form == "text" and not options["ids_only"]:
-        rate = len(queries) / max(seconds, 1e-9)
-        click.echo(f"Searched {len(queries):,} queries in {seconds:.3f} s ({rate:,.1f} queries/s)", err=True)
+    rate = len(queries) / max(seconds, 1e-9)  # on stderr, whatever the format on stdout
+    click.echo(f"Searched {len(queries):,} queries in {seconds:.3f} s ({rate:,.1f} queries/s)", err=True)
 
 
 def _output_format(options: dict) -> tuple[str, str | None]:

@@ -143,9 +143,9 @@ class PoolExecutor:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def abort(self, grace: float = 2.0) -> None:
-        """Stop now: terminate the workers, mid-task or not, and wait until they are gone."""
-        stop_pool(self._pool, grace)
+    def abort(self) -> None:
+        """Stop now: kill the workers, mid-task or not, and wait until they are gone."""
+        stop_pool(self._pool)
 
 
 def make_executor(processes: int) -> Executor:
