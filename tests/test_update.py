@@ -101,13 +101,17 @@ def test_any_sequence_of_updates_scores_like_a_fresh_build(tmp_path, monkeypatch
 
 
 def test_nothing_changed_is_up_to_date_and_leaves_the_file_alone(tmp_path):
+    import gzip
+
     corpus = write_corpus(tmp_path / "c", {"a.txt": "one", "b.txt": "two"})
+    (corpus / "c.txt.gz").write_bytes(gzip.compress(b"three"))
     index = tmp_path / "x.idx"
     build_index([corpus], index, OPTIONS)
     before = os.stat(index)
     os.utime(corpus / "a.txt")  # touched, not changed: the bytes still have their checksum
+    os.utime(corpus / "c.txt.gz", ns=(1, 1))  # also a compressed file (its text has the checksum)
     stats = update_index(index)
-    assert stats.up_to_date and stats.unchanged == 2 and stats.documents == 2
+    assert stats.up_to_date and stats.unchanged == 3 and stats.documents == 3
     after = os.stat(index)
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
@@ -248,3 +252,13 @@ def test_a_deleted_document_stays_deleted_when_its_whole_segment_empties(tmp_pat
     assert update_index(index, UpdateOptions(processes=1)).documents_added == 1
     with open_index(index) as reader:
         assert [h.doc for h in Searcher(reader).search("xylophone").hits] == ["new.txt"]
+
+
+def test_add_warns_of_ids_the_index_already_has(runner, tmp_path):
+    first = write_corpus(tmp_path / "a", {"copyright": "one"})
+    second = write_corpus(tmp_path / "b", {"copyright": "two", "other": "three"})
+    index = tmp_path / "x.idx"
+    build_index([first], index, OPTIONS)
+    result = runner.invoke(cli, ["add", str(index), str(second)])
+    assert result.exit_code == 0, result.output
+    assert "1 indexed with repairs: 1 duplicate id" in result.stderr and "copyright" in result.stderr

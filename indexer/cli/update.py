@@ -70,12 +70,18 @@ def _report(stats: UpdateStats, as_json: bool, quiet: bool, what: str = "update"
     if quiet:
         return
     now = f"{_plural(stats.documents, 'document')} in {_plural(stats.segments, 'segment')} [{stats.seconds:.2f} s]"
-    merged = f"; {stats.merged_segments} segments merged into one" if stats.merged_segments else ""
+    merged = ""
+    if stats.merged_segments == 1:
+        merged = "; a segment rewritten without its deleted documents"
+    elif stats.merged_segments:
+        merged = f"; {stats.merged_segments} segments merged"
+    if what == "delete" and not stats.documents_deleted:
+        return  # the error naming the ids not found says it all
     if what == "delete":
         line = f"Deleted {_plural(stats.documents_deleted, 'document')} from {stats.index}{merged}; {now}"
     elif what == "optimize":
         line = f"Optimized {stats.index}{merged or '; nothing to merge'}; {now}"
-    elif stats.up_to_date and not stats.merged_segments:
+    elif stats.up_to_date:
         line = f"{stats.index} is up to date ({_plural(stats.unchanged, 'file')} unchanged) [{stats.seconds:.2f} s]"
     else:
         files = ", ".join(
@@ -170,4 +176,4 @@ def optimize(index, max_segments, tmp_dir, as_json, quiet, progress):
     """
     work = lambda on_progress: optimize_index(index, max_segments, UpdateOptions(tmp_dir=tmp_dir))
     stats = _run(index, work, as_json, quiet, progress)
-    _report(stats, as_json, quiet)
+    _report(stats, as_json, quiet, "optimize")

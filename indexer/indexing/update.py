@@ -23,8 +23,8 @@ import numpy as np
 
 from indexer.analysis import AnalyzerConfig
 from indexer.corpus.discover import find_files, plan_files
-from indexer.corpus.readers import STDIN, ReadOptions, display_path
-from indexer.corpus.skips import SkipLog
+from indexer.corpus.readers import STDIN, ReadOptions, display_path, open_source
+from indexer.corpus.skips import EXAMPLES_PER_REASON, SkipLog, SkipReason
 from indexer.errors import IndexerError
 from indexer.indexing.executors import cpu_count
 from indexer.indexing.pipeline import (
@@ -77,7 +77,8 @@ class UpdateStats:
 
     @property
     def up_to_date(self) -> bool:
-        return not (self.added or self.changed or self.removed or self.documents_deleted)
+        """Nothing was changed: no file indexed or forgotten, no document deleted, no merge."""
+        return not (self.added or self.changed or self.removed or self.documents_deleted or self.merged_segments)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "up_to_date": self.up_to_date}
@@ -237,13 +238,20 @@ def _update(reader: IndexReader, output: Path, options: UpdateOptions, paths, on
             entries.append(SegmentEntry(0, 0, indexed.documents, 0, indexed.tokens))
             deletions.append(Deletions.none())
         kept = [n for n, e in enumerate(entries[: len(reader.segments)]) if e.documents > e.deleted]
+        skipped_now = dict(indexed.skipped) if indexed is not None else {}
+        examples = dict(indexed.examples) if indexed is not None else {}
+        if has_new:  # ids the new documents share with documents the index keeps: warned, as a build does
+            repeats = _repeated_ids(reader, deletions, indexed.columns)
+            if repeats:
+                code = SkipReason.DUPLICATE_ID.code
+                skipped_now[code] = skipped_now.get(code, 0) + len(repeats)
+                examples[code] = (examples.get(code, []) + repeats)[:EXAMPLES_PER_REASON]
         with IndexWriter(output) as writer:
             for n in kept:
                 writer.copy_segment(reader.segments[n])
             if has_new:
                 writer.add_segment(indexed.columns)
             order = kept + ([len(reader.segments)] if has_new else [])
-            skipped_now = indexed.skipped if indexed is not None else {}
             writer.commit(
                 replace(new_meta, segments=tuple(entries[n] for n in order), skipped=skipped_now),
                 [deletions[n] for n in order],
@@ -256,9 +264,21 @@ def _update(reader: IndexReader, output: Path, options: UpdateOptions, paths, on
         unchanged=unchanged,
         documents_added=indexed.documents if indexed is not None else 0,
         documents_deleted=deleted,
-        skipped_by_reason=indexed.skipped if indexed is not None else {},
-        skipped_examples=indexed.examples if indexed is not None else {},
+        skipped_by_reason=skipped_now,
+        skipped_examples=examples,
     )
+
+
+def _repeated_ids(reader: IndexReader, deletions: list[Deletions], columns) -> list[str]:
+    """The ids of the new segment's documents that a live document the index keeps already has."""
+    names = np.concatenate(columns.names).tobytes() if columns.names else b""
+    ends = np.cumsum(np.concatenate(columns.name_lengths)).tolist() if columns.name_lengths else []
+    new = {names[a:b].decode("utf-8", "replace") for a, b in zip([0, *ends[:-1]], ends)}
+    repeats = []
+    for n, segment in enumerate(reader.segments):
+        gone = set(deletions[n].docs.tolist())
+        repeats += [name for d, name in enumerate(segment.doc_names()) if name in new and d not in gone]
+    return repeats
 
 
 def _under(path: str, root: str) -> bool:
@@ -271,12 +291,13 @@ def _only_touched(reader: IndexReader, record: _Known, found) -> bool:
     if found.size != record.size or record.end_doc - record.first_doc != 1 or record.reader != "text":
         return False
     source = reader.segments[record.segment].sources[record.first_doc]
+    length = int(source["length"])  # of the text (for a .gz file, decompressed)
     try:
-        with open(found.path, "rb") as f:
-            data = f.read(found.size + 1)
-    except OSError:
+        with open_source(found.path) as f:
+            data = f.read(length + 1)
+    except (OSError, EOFError, zlib.error):
         return False
-    return len(data) == int(source["length"]) and zlib.crc32(data) == int(source["crc"])
+    return len(data) == length and zlib.crc32(data) == int(source["crc"])
 
 
 def _deletions(reader: IndexReader, new_docs: dict[int, list[np.ndarray]], dead_files: dict[int, list[int]]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from indexer.corpus.skips import SkipReason
 from indexer.store.index import IndexReader
 
 
@@ -32,5 +33,13 @@ def index_stats(path: Path) -> dict:
             "bytes_per_token": size / tokens if tokens else 0.0,
             "bytes_per_token_without_positions": (size - positions_bytes) / tokens if tokens else 0.0,
             "analyzer": meta.analyzer,
-            "skipped": meta.skipped,
+            "skipped": {code: n for code, n in meta.skipped.items() if not _kept(code)},  # not indexed
+            "repaired": {code: n for code, n in meta.skipped.items() if _kept(code)},  # indexed all the same
         }
+
+
+def _kept(code: str) -> bool:
+    try:
+        return SkipReason(code).kept
+    except ValueError:  # a reason this version does not know: count it as skipped
+        return False
