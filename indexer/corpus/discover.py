@@ -66,8 +66,8 @@ def plan_corpus(
     found = list(find_files(paths, options, skipped, ignore))
     plan = plan_files(found, paths, chunk_size, options, skipped)
     if not plan.files:
-        chosen = " that --include and --exclude let through" if options.include or options.exclude else ""
-        raise CorpusError(f"nothing to index: no files{chosen} found in {', '.join(map(display_path, paths))}")
+        chosen = " (--include and --exclude let none through)" if options.include or options.exclude else ""
+        raise CorpusError(f"nothing to index: no files found in {', '.join(map(display_path, paths))}{chosen}")
     return plan
 
 
