@@ -7,7 +7,7 @@ SYNTH   := bench/data/synthetic-$(SIZE)
 CORPUS  ?= $(SYNTH)
 PROCS   ?= 1,2
 
-.PHONY: all install test lint fmt demo smoke bench bench-peers bench-serve clean
+.PHONY: all install test lint fmt demo smoke bench bench-peers bench-search bench-serve clean
 
 all: lint test
 
@@ -50,7 +50,7 @@ bench-peers: install
 
 # indexer serve under load: 8 client threads, 10,000 queries on the kernel docs x10 (57k documents).
 # The queries are drawn from the kernel docs themselves: the x10 copies have the same words in the
-# same share of documents (and no rare word, so make_queries.py cannot make that set on them).
+# same share of documents.
 KX10        := bench/data/kernel-docs-x10
 SERVE_INDEX ?= bench/out/kernel-docs-x10.idx
 bench-serve: install
@@ -59,6 +59,15 @@ bench-serve: install
 	@test -f $(SERVE_INDEX) || (mkdir -p $(dir $(SERVE_INDEX)) && $(BIN)/indexer build $(KX10) -o $(SERVE_INDEX) --stem none -q)
 	$(BIN)/python bench/serve_load.py $(SERVE_INDEX) -c 8 -n 10000 --seconds 120 \
 		--queries bench/data/queries/kernel-docs-mid.tsv bench/data/queries/kernel-docs-common.tsv
+
+# Search beside tantivy and bm25s on the kernel docs x10 (57k documents; queries of the x10 corpus),
+# then latency on 100k, 1M and 3M synthetic passages and `search --queries -p 2` against -p 1.
+bench-search: install
+	$(BIN)/python bench/get_kernel_docs.py
+	$(BIN)/python bench/peers.py --corpus $(KX10) --out bench/results/peers-x10.md
+	@test -f bench/data/queries/kernel-docs-mid.tsv || $(BIN)/python bench/make_queries.py bench/data/kernel-docs
+	$(BIN)/python bench/search_scaling.py --batch-corpus $(KX10) --batch-queries bench/data/queries/kernel-docs-mid.tsv \
+		--out bench/results/search-scaling.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis sample_corpus.idx bench/out
