@@ -51,10 +51,11 @@ def word_bands(df: Counter, n: int) -> dict[str, list[str]]:
     """The candidate query words of each df band, sorted."""
     usable = sorted(w for w in df if QUERY_WORD.fullmatch(w) and not w.isdigit())
     low, high = max(2, math.ceil(MID_DF[0] * n)), math.floor(MID_DF[1] * n)
+    rare = max(RARE_DF, min((df[w] for w in usable), default=0))
     return {
         "mid": [w for w in usable if low <= df[w] <= high],
         "common": [w for w in usable if df[w] > COMMON_DF * n],
-        "rare": [w for w in usable if df[w] <= max(RARE_DF, min((df[w] for w in usable), default=0))],
+        "rare": [w for w in usable if df[w] <= rare],
     }
 
 
