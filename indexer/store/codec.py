@@ -116,19 +116,33 @@ def pack_groups(values: np.ndarray, counts: np.ndarray, widths: np.ndarray) -> t
     widths = np.asarray(widths, dtype=np.int64)
     nbytes = (counts * widths + 7) >> 3
     total = int(nbytes.sum())
-    if not total:
-        return np.zeros(0, dtype=np.uint8), nbytes
-    group_start = np.cumsum(nbytes) - nbytes
+    out = np.zeros(total // 8 + 2, dtype="<u8")  # (a group of width 0 may sit at the end)
+    _pack_into(out, values, counts, widths, _segment_starts(nbytes))
+    return out.view(np.uint8)[:total].copy(), nbytes
+
+
+def _pack_into(out: np.ndarray, values: np.ndarray, counts: np.ndarray, widths: np.ndarray, starts: np.ndarray):
+    """OR groups of `values` (as pack_groups) into `out`, little-endian 64-bit words, group g from
+    byte starts[g] on (ascending; the groups' bytes must be zero and not overlap).
+
+    Each value lands at its bit offset: its low part in its word, what passes the word's end in
+    the next one. Offsets grow, so the values of one word are neighbours and one OR-reduce per word
+    sets it (values never share a bit)."""
+    if not len(values):
+        return
     first = np.cumsum(counts) - counts
-    index = np.arange(len(values), dtype=np.int64) - np.repeat(first, counts)
-    bit = np.repeat(group_start * 8, counts) + index * np.repeat(widths, counts)
-    byte, shift = bit >> 3, (bit & 7).astype(np.uint64)
-    shifted = np.asarray(values, dtype=np.uint64) << shift  # at most 39 bits: five bytes
-    out = np.zeros(total + 5, dtype=np.float64)
-    for k in range(5):  # a value's bits never overlap another's, so summing bytes is OR-ing them
-        part = ((shifted >> np.uint64(8 * k)) & np.uint64(0xFF)).astype(np.float64)
-        out += np.bincount(byte + k, weights=part, minlength=total + 5)
-    return out[:total].astype(np.uint8), nbytes
+    width = np.repeat(widths, counts)
+    bit = np.repeat(np.asarray(starts, dtype=np.int64) * 8 - first * widths, counts)
+    bit += np.arange(len(width), dtype=np.int64) * width
+    value = np.asarray(values, dtype=np.uint64)
+    word = bit >> 6
+    shift = (bit & 63).astype(np.uint64)
+    low = value << shift
+    high = (value >> np.uint64(1)) >> (np.uint64(63) - shift)  # the bits past the word's end (0: none)
+    begins = np.flatnonzero(np.concatenate(([True], word[1:] != word[:-1])))
+    at = word[begins]
+    out[at] |= np.bitwise_or.reduceat(low, begins)
+    out[at + 1] |= np.bitwise_or.reduceat(high, begins)
 
 
 def unpack_groups(words: np.ndarray, starts: np.ndarray, counts: np.ndarray, widths: np.ndarray) -> np.ndarray:
@@ -348,10 +362,7 @@ class _Blocks:
     def postings(self) -> tuple[np.ndarray, np.ndarray]:
         """Every block's postings bytes, one block after another, and each block's length:
         [doc width][tf width][packed gaps][packed tfs - 1]."""
-        gap_bytes, gap_len = pack_groups(self.gaps, self.count, self.doc_width)
-        tf_bytes, tf_len = pack_groups(self.tfs - 1, self.count, self.tf_width)
-        widths = np.stack([self.doc_width, self.tf_width], axis=1).astype(np.uint8).ravel()
-        return _interleave(widths, gap_bytes, gap_len, tf_bytes, tf_len)
+        return _two_groups(self.gaps, self.count, self.doc_width, self.tfs - 1, self.count, self.tf_width)
 
     def positions(self, positions: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Every block's positions bytes and lengths: [first width][gap width][packed first positions
@@ -373,10 +384,7 @@ class _Blocks:
         has_rest = rest_count > 0
         if has_rest.any():
             rest_width[has_rest] = bit_widths(np.maximum.reduceat(rest, _segment_starts(rest_count)[has_rest]))
-        first_bytes, first_len = pack_groups(firsts, self.count, first_width)
-        rest_bytes, rest_len = pack_groups(rest, rest_count, rest_width)
-        widths = np.stack([first_width, rest_width], axis=1).astype(np.uint8).ravel()
-        return _interleave(widths, first_bytes, first_len, rest_bytes, rest_len)
+        return _two_groups(firsts, self.count, first_width, rest, rest_count, rest_width)
 
     def skips(self, post_before, pos_before, post_len: np.ndarray, pos_len: np.ndarray) -> np.ndarray:
         """Skip entries of every block: where its postings and positions start, given where its
@@ -388,20 +396,21 @@ class _Blocks:
         return skips
 
 
-def _interleave(widths, a_bytes, a_len, b_bytes, b_len) -> tuple[np.ndarray, np.ndarray]:
-    """Per block: its two width bytes, its part of `a`, its part of `b`; and each block's length."""
+def _two_groups(a, a_count, a_width, b, b_count, b_width) -> tuple[np.ndarray, np.ndarray]:
+    """Per block: its two width bytes, its group of `a`, its group of `b`, packed in place; and each
+    block's length."""
+    a_len = (np.asarray(a_count, np.int64) * a_width + 7) >> 3
+    b_len = (np.asarray(b_count, np.int64) * b_width + 7) >> 3
     block_len = 2 + a_len + b_len
     dest = _segment_starts(block_len)
-    n = len(block_len)
-    data = _scatter(
-        [
-            (widths, np.arange(n) * 2, np.full(n, 2), dest),
-            (a_bytes, _segment_starts(a_len), a_len, dest + 2),
-            (b_bytes, _segment_starts(b_len), b_len, dest + 2 + a_len),
-        ],
-        int(block_len.sum()),
-    )
-    return data, block_len
+    total = int(block_len.sum())
+    out = np.zeros(total // 8 + 2, dtype="<u8")  # (a group of width 0 may sit at the end)
+    data = out.view(np.uint8)
+    data[dest] = a_width
+    data[dest + 1] = b_width
+    _pack_into(out, a, a_count, a_width, dest + 2)
+    _pack_into(out, b, b_count, b_width, dest + 2 + a_len)
+    return data[:total].copy(), block_len
 
 
 def _within(lengths: np.ndarray, groups: np.ndarray) -> np.ndarray:
