@@ -341,10 +341,15 @@ class _Blocks:
         no other beats on both tf (higher) and length (shorter). With all of the frontier kept, the
         best of its pairs bounds every posting's score; with some left out (bit 7 of the first
         code clear), so do the corners between kept neighbours, for any k1 and b."""
-        block = np.repeat(np.arange(len(self.start)), self.count)
+        block = np.repeat(np.arange(len(self.start), dtype=np.int64), self.count)
         tfs = np.minimum(self.tfs, MAX_TF)
-        order = np.lexsort((-tfs, lengths, block))  # per block: shortest first, highest tf first
-        b, tf, length = block[order], tfs[order], lengths[order]
+        # per block, shortest first; of the postings of one length only the highest tf matters
+        place = (block << 32) | np.asarray(lengths, dtype=np.int64)  # lengths are u32, blocks < 2**31
+        order = np.argsort(place)
+        place, tfs = place[order], tfs[order]
+        begins = np.flatnonzero(np.concatenate(([True], place[1:] != place[:-1])))
+        place = place[begins]
+        b, tf, length = place >> 32, np.maximum.reduceat(tfs, begins), place & 0xFFFFFFFF
         key = (b << 17) | tf
         best = np.maximum.accumulate(key)
         front = np.ones(len(key), dtype=bool)  # a posting raising its block's best tf so far
