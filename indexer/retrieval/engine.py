@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from indexer.errors import QueryError
-from indexer.retrieval.query import Bool, Node, Phrase, Prefix, Term, match_docs
+from indexer.retrieval.query import Bool, Node, Phrase, Prefix, Term, match_docs, occurrences_of, phrase_docs
 from indexer.retrieval.scoring import BM25
 from indexer.retrieval.stats import CollectionStats
 from indexer.retrieval.terms import QueryTerm, SegmentTerm, decode, look_up, positions_of
@@ -400,19 +400,8 @@ class _Matcher:
                 which = which[which < part.nblocks]
             docs, tfs, starts, positions = positions_of(self.segment, part, which)
             rows = np.flatnonzero(np.isin(docs, candidates, assume_unique=True))
-            lengths = tfs[rows]
-            first = np.repeat(starts[rows] - (np.cumsum(lengths) - lengths), lengths)
-            flat = first + np.arange(int(lengths.sum()))
-            occurrences[term] = (np.repeat(docs[rows], lengths), positions[flat])
-        starts_found = None
-        for offset, term in sorted(offsets, key=lambda it: len(occurrences[it[1]][0])):
-            docs, positions = occurrences[term]
-            keep = positions >= offset
-            keys = (docs[keep] << 32) + (positions[keep] - offset)
-            starts_found = keys if starts_found is None else np.intersect1d(starts_found, keys, assume_unique=True)
-            if not len(starts_found):
-                return np.zeros(0, np.int64)
-        return np.unique(starts_found >> 32)
+            occurrences[term] = occurrences_of(docs[rows], starts[rows], tfs[rows], positions)
+        return phrase_docs(offsets, occurrences)
 
 
 class ExhaustiveEngine:

@@ -382,32 +382,41 @@ class _Matcher:
         candidates = _intersect([p.docs.astype(np.int64) for p in postings])
         if not len(candidates):
             return _NO_DOCS
-        # Each occurrence of the term at offset i in the phrase votes for the phrase starting at
-        # (doc, position - i); a phrase occurs where every offset votes for the same start. A start
-        # is encoded as one int64 key, doc * 2**32 + start, so the key arrays are sorted and unique.
         occurrences = {t: _occurrences(p, candidates) for t, p in zip(distinct, postings)}
-        starts = None
-        for offset, term in sorted(terms, key=lambda it: len(occurrences[it[1]][0])):
-            docs, positions = occurrences[term]
-            keep = positions >= offset
-            keys = (docs[keep] << 32) + (positions[keep] - offset)
-            starts = keys if starts is None else np.intersect1d(starts, keys, assume_unique=True)
-            if not len(starts):
-                return _NO_DOCS
-        return np.unique(starts >> 32)
+        return phrase_docs(terms, occurrences)
+
+
+def phrase_docs(terms: list[tuple[int, str]], occurrences: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The docs where the phrase occurs: `terms` are (offset in the phrase, term), `occurrences`
+    each term's (doc, position) arrays. Each occurrence of the term at offset i votes for the
+    phrase starting at (doc, position - i); a phrase occurs where every offset votes for the same
+    start. A start is one int64 key, doc * 2**32 + start, so the key arrays are sorted and unique."""
+    starts = None
+    for offset, term in sorted(terms, key=lambda it: len(occurrences[it[1]][0])):
+        docs, positions = occurrences[term]
+        keep = positions >= offset
+        keys = (docs[keep] << 32) + (positions[keep] - offset)
+        starts = keys if starts is None else np.intersect1d(starts, keys, assume_unique=True)
+        if not len(starts):
+            return np.zeros(0, np.int64)
+    return np.unique(starts >> 32)
+
+
+def occurrences_of(docs: np.ndarray, starts: np.ndarray, lengths: np.ndarray, positions: np.ndarray):
+    """(doc, position) int64 arrays of every occurrence: doc i's positions are
+    positions[starts[i] : starts[i] + lengths[i]], gathered without a loop."""
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    first_of_row = np.cumsum(lengths) - lengths
+    flat = np.repeat(starts - first_of_row, lengths) + np.arange(int(lengths.sum()))
+    return np.repeat(np.asarray(docs, dtype=np.int64), lengths), positions[flat].astype(np.int64)
 
 
 def _occurrences(postings: Postings, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(doc id, position) int64 arrays of the term's occurrences in docs, a subset of its docs."""
     offsets, positions = postings.positions()
     rows = np.searchsorted(postings.docs, docs)
-    starts = np.asarray(offsets[rows], dtype=np.int64)
-    lengths = np.asarray(offsets[rows + 1], dtype=np.int64) - starts
-    # Index into the flat positions for every occurrence in the chosen rows, without a loop:
-    # row r's occurrences are starts[r] + 0, 1, ..., lengths[r] - 1.
-    first_of_row = np.cumsum(lengths) - lengths
-    flat = np.repeat(starts - first_of_row, lengths) + np.arange(lengths.sum())
-    return np.repeat(docs, lengths), positions[flat].astype(np.int64)
+    return occurrences_of(docs, offsets[rows], offsets[rows + 1] - offsets[rows], positions)
 
 
 def _intersect(arrays: list[np.ndarray]) -> np.ndarray:
