@@ -487,6 +487,16 @@ def block_lengths(buf: np.ndarray, offsets: np.ndarray, counts: np.ndarray) -> n
     return 2 + ((counts * wd + 7) >> 3) + ((counts * wf + 7) >> 3)
 
 
+def _widths(buf: np.ndarray, offsets: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The two width bytes that open each block at `offsets`, checked: inside `buf`, 32 at most."""
+    if np.any(offsets + 2 > len(buf)):
+        raise IndexFormatError(f"{what} lies outside its section")
+    first, second = buf[offsets].astype(np.int64), buf[offsets + 1].astype(np.int64)
+    if first.max(initial=0) > 32 or second.max(initial=0) > 32:
+        raise IndexFormatError(f"{what} has a bit width over 32")
+    return first, second
+
+
 def decode_blocks(
     buf: np.ndarray, words: np.ndarray, offsets: np.ndarray, counts: np.ndarray, previous: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -495,12 +505,7 @@ def decode_blocks(
     before the block, -1: none)."""
     offsets = np.asarray(offsets, dtype=np.int64)
     counts = np.asarray(counts, dtype=np.int64)
-    if np.any(offsets + 2 > len(buf)):
-        raise IndexFormatError("a block lies outside its section")
-    wd = buf[offsets].astype(np.int64)
-    wf = buf[offsets + 1].astype(np.int64)
-    if wd.max(initial=0) > 32 or wf.max(initial=0) > 32:
-        raise IndexFormatError("a block has a bit width over 32")
+    wd, wf = _widths(buf, offsets, "a block")
     gap_at = offsets + 2
     tf_at = gap_at + ((counts * wd + 7) >> 3)
     values = unpack_groups(
@@ -524,10 +529,7 @@ def decode_positions(
     offsets = np.asarray(offsets, dtype=np.int64)
     counts = np.asarray(counts, dtype=np.int64)
     tfs = np.asarray(tfs, dtype=np.int64)
-    if np.any(offsets + 2 > len(buf)):
-        raise IndexFormatError("positions lie outside their section")
-    w1 = buf[offsets].astype(np.int64)
-    w2 = buf[offsets + 1].astype(np.int64)
+    w1, w2 = _widths(buf, offsets, "positions")
     cf = np.add.reduceat(tfs, _segment_starts(counts)) if len(counts) else counts
     rest_counts = cf - counts
     first_at = offsets + 2
