@@ -165,7 +165,7 @@ class Interrupted(click.ClickException):
         click.echo(f"Aborted: {self.message}", err=True)
 
 
-class _Signal(BaseException):
+class StopSignal(BaseException):
     """Raised in the main thread by a signal handler, like KeyboardInterrupt, so cleanups run."""
 
     def __init__(self, signum: int):
@@ -185,12 +185,12 @@ def stopped_by_signals(note: str | None = None):
     def stop(signum, frame):
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
-        raise _Signal(signum)
+        raise StopSignal(signum)
 
     previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
         yield
-    except _Signal as caught:
+    except StopSignal as caught:
         raise Interrupted(caught.signum, note) from None
     finally:
         for sig, handler in previous.items():

@@ -6,9 +6,9 @@ import signal
 
 import click
 
-from indexer.cli.common import bm25_options, index_argument, reported_errors
+from indexer.cli.common import Interrupted, StopSignal, bm25_options, index_argument, reported_errors
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SERVER_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # what uvicorn itself answers by stopping
 
 
 @click.command(short_help="Serve an index over HTTP: a JSON API and a search page.")
@@ -43,7 +43,10 @@ def serve(index, host, port, searchers, k1, b):
             stop.serving = True
             click.echo(f"Serving {index} on {address} (Ctrl-C to stop)", err=True)
 
-        run(index, host=host, port=port, searchers=searchers, k1=k1, b=b, on_ready=ready)
+        try:
+            run(index, host=host, port=port, searchers=searchers, k1=k1, b=b, on_ready=ready)
+        except StopSignal as caught:
+            raise Interrupted(caught.signum) from None
     click.echo(f"Stopped by {signal.Signals(stop.signal).name}." if stop.signal else "Stopped.", err=True)
 
 
@@ -51,7 +54,7 @@ class _Stop:
     """While the server runs, uvicorn catches SIGINT and SIGTERM and stops it, answering the requests
     in flight; then it raises the signal again for the handler that was there before: this one,
     which notes it, so that a stop asked for is a normal end (exit 0). A signal before the server
-    has started stops the startup as Ctrl-C does anywhere (Click's "Aborted!", exit 1)."""
+    has started stops the startup as it stops any command (`Aborted: SIGTERM received`, 128 + signal)."""
 
     def __init__(self):
         self.serving = False
@@ -59,11 +62,11 @@ class _Stop:
 
     def _note(self, signum, frame) -> None:
         if not self.serving:
-            raise KeyboardInterrupt
+            raise StopSignal(signum)
         self.signal = signum
 
     def __enter__(self) -> _Stop:
-        self._previous = {sig: signal.signal(sig, self._note) for sig in STOP_SIGNALS}
+        self._previous = {sig: signal.signal(sig, self._note) for sig in SERVER_STOP_SIGNALS}
         return self
 
     def __exit__(self, *exc) -> None:
